@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// C libraries sit behind one system-library shim target each (module.modulemap + shim.h);
+// Swift modules import them privately so no C type reaches public API.
+let package = Package(
+    name: "pgflow",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "pgflow", targets: ["pgflow"]),
+        .library(name: "PGFlow", targets: ["PGFlow"]),
+        .library(name: "PGNodes", targets: ["PGNodes"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+    ],
+    targets: [
+        // C shims
+        .systemLibrary(name: "CJSONC", path: "Sources/CJSONC", pkgConfig: "json-c",
+                       providers: [.apt(["libjson-c-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg", pkgConfig: "libavformat",
+                       providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev"])]),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+
+        // Swift modules, bottom up
+        .target(name: "PGTensor", dependencies: ["CZlib"]),
+        .target(name: "PGKernels", dependencies: ["CBLAS"]),
+        .target(name: "PGMedia", dependencies: ["PGTensor", "CFFmpeg", "CPNG"]),
+        .target(name: "PGFlow", dependencies: [
+            "PGTensor", "CJSONC",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "PGNodes", dependencies: ["PGFlow", "PGTensor", "PGKernels", "PGMedia"]),
+        .executableTarget(name: "pgflow", dependencies: [
+            "PGNodes", "PGFlow",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // Benchmarks that print tables (release build): `swift run -c release pgbench splat`.
+        .executableTarget(name: "pgbench", dependencies: ["PGKernels", "PGTensor", "PGFlow", "PGNodes"]),
+
+        // Tests: one target per module, one that runs every graph in Graphs/, one for the CLI.
+        .testTarget(name: "PGTensorTests", dependencies: ["PGTensor"]),
+        .testTarget(name: "PGKernelsTests", dependencies: ["PGKernels"]),
+        .testTarget(name: "PGMediaTests", dependencies: ["PGMedia", "PGTensor"]),
+        .testTarget(name: "PGFlowTests", dependencies: ["PGFlow", "PGTensor"]),
+        .testTarget(name: "PGNodesTests", dependencies: ["PGNodes", "PGFlow", "PGTensor", "PGKernels", "PGMedia"]),
+        .testTarget(name: "GraphsTests", dependencies: ["PGNodes", "PGFlow"]),
+        .testTarget(name: "CLITests", dependencies: [], resources: []),
+    ],
+    swiftLanguageModes: [.v6]
+)

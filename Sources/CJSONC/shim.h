@@ -1,0 +1,4 @@
+#pragma once
+#include <json-c/json.h>
+#include <json-c/json_tokener.h>
+#include <json-c/json_object_iterator.h>

@@ -1,0 +1,2 @@
+/// Media input/output on FFmpeg's libraries (video) and libpng (images).
+public enum Media {}

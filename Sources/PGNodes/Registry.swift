@@ -1,0 +1,11 @@
+import PGFlow
+
+/// Every node type pgflow ships. A test asserts this list and `Nodes/*.json` name the same types.
+public enum Registry {
+    public static let operators: [any Operator.Type] = [
+    ]
+
+    public static func lookup(_ type: String) -> (any Operator.Type)? {
+        operators.first { $0.type == type }
+    }
+}

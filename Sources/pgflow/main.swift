@@ -1,0 +1,3 @@
+import PGFlow
+import PGNodes
+print("pgflow")
