@@ -26,6 +26,7 @@ extension Operator {
 }
 
 /// A node that creates a frame sequence (decoders, procedural generators).
+/// If it also has static outputs (e.g. metadata), they come from `evaluate(_:frame: nil, context:)`.
 public protocol FrameSource: Operator {
     /// How many frames the source yields with these (static) inputs.
     func frameCount(_ inputs: Inputs, context: RunContext) throws -> Int
