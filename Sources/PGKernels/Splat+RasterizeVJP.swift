@@ -1,0 +1,269 @@
+/// The per-tile backward kernel (gsplat's reverse traversal). For each 8-pixel group it walks the
+/// tile list from the last contributor back to the front, recovering Tₖ = Tₖ₊₁/(1 − αₖ) from the
+/// saved T_final, and accumulates, per candidate, lane sums of ∂L/∂(mean₂, conic, opacity, z) and
+/// the feature gradient. At the end of a tile the sums go into the worker's gradient buffer; the
+/// buffers are added in a fixed order and pushed through the projection's VJP.
+///
+/// With Pₖ = Σ_c fₖ[c]·v[c] + zₖ·v_D (the pixel's cotangent seen through Gaussian k) and
+/// Sₖ = Σ_{j>k} αⱼ·Tⱼ·Pⱼ (what lies behind k), the blending gives
+///   ∂L/∂αₖ = Tₖ·Pₖ − (Sₖ − T_final·(v_A − Σ_c bg[c]·v[c])) / (1 − αₖ),
+///   ∂L/∂fₖ[c] = αₖ·Tₖ·v[c],  ∂L/∂zₖ = αₖ·Tₖ·v_D,
+/// and αₖ = o·e^(−σ) gives ∂σ = −α·∂α, ∂o = e^(−σ)·∂α where it is not clamped at 0.99.
+
+/// Per-candidate lane accumulators (8 SIMD vectors per candidate, 7 used).
+enum LaneGrad {
+    static let conicA = 0, conicB = 1, conicC = 2, meanX = 3, meanY = 4, opacity = 5, depth = 6
+    static let stride = 8
+}
+
+/// Layout of one visible Gaussian's row in a worker's gradient buffer.
+enum GradRow {
+    static let meanX = 0, meanY = 1, conicA = 2, conicB = 3, conicC = 4, opacity = 5, depth = 6
+    static let features = 8
+}
+
+/// Cotangents of the outputs, as raw pointers.
+struct TileCotangents {
+    var vFeatures: UnsafePointer<Float>     // [C, H, W]
+    var vAlpha: UnsafePointer<Float>?       // [H, W]
+    var vDepth: UnsafePointer<Float>?       // [H, W]
+    var depth: UnsafePointer<Float>         // [H, W] forward depth (for .expected)
+    var finalT: UnsafePointer<Float>        // [H, W]
+    var last: UnsafePointer<Int32>          // [H, W]
+    var expectedDepth: Bool
+}
+
+extension Splat {
+    static func backwardTiles(_ tape: SplatTape, vFeatures: [Float], vAlpha: [Float]?, vDepth: [Float]?,
+                              workspace ws: SplatWorkspace) -> SplatGradients {
+        let g = tape.gaussians
+        let cam = tape.camera
+        let c = g.channels, m = tape.visibleCount
+        let tilesX = (cam.width + tileSize - 1) / tileSize, tilesY = (cam.height + tileSize - 1) / tileSize
+        let tiles = tilesX * tilesY
+        let threads = tape.options.threads
+        let workers = max(1, min(threads, tiles))
+        var longest = 0
+        tape.tileStart.withUnsafeBufferPointer { ts in
+            for t in 0..<tiles { longest = max(longest, Int(ts[t + 1] - ts[t])) }
+        }
+        ws.prepareWorkers(workers, candidates: longest, channels: c, backward: true)
+        let rowStride = c + GradRow.features
+        for wk in 0..<workers {
+            let buf = ws.workers[wk].gradients.reserve(max(m * rowStride, 1))
+            buf.initialize(repeating: 0, count: m * rowStride)
+        }
+        let background = tape.options.background.isEmpty ? [Float](repeating: 0, count: c) : tape.options.background
+
+        tape.visible2D.withUnsafeBufferPointer { v2 in
+        tape.visibleIndex.withUnsafeBufferPointer { vi in
+        tape.tileStart.withUnsafeBufferPointer { tst in
+        tape.tileList.withUnsafeBufferPointer { tl in
+        g.features.withUnsafeBufferPointer { gf in
+        background.withUnsafeBufferPointer { bg in
+        vFeatures.withUnsafeBufferPointer { vf in
+        tape.depth.withUnsafeBufferPointer { de in
+        tape.finalT.withUnsafeBufferPointer { ft in
+        tape.lastContributor.withUnsafeBufferPointer { la in
+        withOptionalPointer(vAlpha) { va in
+        withOptionalPointer(vDepth) { vd in
+            let none = UnsafePointer<Float>(bitPattern: 8)!
+            let inp = TileInputs(width: cam.width, height: cam.height, channels: c, tilesX: tilesX,
+                                 visible2D: v2.baseAddress ?? none,
+                                 visibleIndex: vi.baseAddress ?? UnsafePointer(bitPattern: 8)!,
+                                 tileStart: tst.baseAddress!,
+                                 tileList: tl.baseAddress ?? UnsafePointer(bitPattern: 8)!,
+                                 features: gf.baseAddress ?? none, background: bg.baseAddress!)
+            let cot = TileCotangents(vFeatures: vf.baseAddress!, vAlpha: va, vDepth: vd, depth: de.baseAddress!,
+                                     finalT: ft.baseAddress!, last: la.baseAddress!,
+                                     expectedDepth: tape.options.depthMode == .expected)
+            concurrentWorkers(workers) { wk in
+                let scratch = ws.workers[wk]
+                for t in stride(from: wk, to: tiles, by: workers) {
+                    backwardTile(t, inp, cot, scratch)
+                }
+            }
+        }}}}}}}}}}}}
+
+        // Add the workers' buffers into the first one, in worker order.
+        let total = ws.workers[0].gradients.pointer
+        if workers > 1 {
+            let others = (1..<workers).map { ws.workers[$0].gradients.pointer }
+            parallelChunks(m * rowStride, threads: threads, minimumChunk: 4096) { range in
+                for o in others { for i in range { total[i] += o[i] } }
+            }
+        }
+
+        // Through the projection, back to the raw parameters.
+        var grads = SplatGradients.zeros(for: g)
+        let frame = SplatFrame(cam)
+        g.withPointers { gp in
+            tape.visibleIndex.withUnsafeBufferPointer { vi in
+                grads.withMutablePointers { vm, vs, vq, vo, vfeat in
+                    parallelChunks(m, threads: threads, minimumChunk: 512) { range in
+                        for k in range {
+                            let i = Int(vi[k])
+                            let r = total + k * rowStride
+                            projectOneVJP(i, gp, frame,
+                                          vMean2D: SIMD2(r[GradRow.meanX], r[GradRow.meanY]),
+                                          vConic: SIMD3(r[GradRow.conicA], r[GradRow.conicB], r[GradRow.conicC]),
+                                          vDepth: r[GradRow.depth], vOpacity: r[GradRow.opacity],
+                                          vMeans: vm, vLogScales: vs, vQuats: vq, vLogits: vo)
+                            (vfeat + i * c).update(from: r + GradRow.features, count: c)
+                        }
+                    }
+                }
+            }
+        }
+        return grads
+    }
+
+    static func backwardTile(_ t: Int, _ inp: TileInputs, _ cot: TileCotangents, _ s: SplatWorkerScratch) {
+        let (start, n) = s.gather(tile: t, inp)
+        if n == 0 { return }
+        let mx = s.meanX.pointer, my = s.meanY.pointer, ha = s.halfA.pointer, bb = s.conicB.pointer
+        let hc = s.halfC.pointer, rq = s.rowQ.pointer, op = s.opacity.pointer, sm = s.sigmaMax.pointer
+        let zs = s.depth.pointer, fo = s.featureOffset.pointer
+        let hitIndex = s.hitIndex.pointer, hitWeight = s.hitWeight.pointer
+        let lg = s.laneGrad.pointer, fg = s.featureGrad.pointer
+        let vOut = s.vOut.pointer, vOutT = s.vOutT.pointer
+        let w = inp.width, h = inp.height, c = inp.channels, plane = w * h
+        let tileX = t % inp.tilesX, tileY = t / inp.tilesX
+        lg.initialize(repeating: Lanes(), count: n * LaneGrad.stride)
+        fg.initialize(repeating: 0, count: n * c)
+
+        for row in 0..<tileSize {
+            let py = tileY * tileSize + row
+            if py >= h { break }
+            let pyc = Float(py) + 0.5
+            for half in 0..<2 {
+                let px0 = tileX * tileSize + half * 8
+                if px0 >= w { break }
+                let lanes = min(8, w - px0)
+                let at = py * w + px0
+                var lastHit = SIMD8<Int32>(repeating: 0)
+                for l in 0..<lanes { lastHit[l] = cot.last[at + l] }
+                let end = Int(lastHit.max())
+                if end == 0 { continue }
+                let pxc = laneCentres + Float(px0)
+                let finalT = loadLanes(cot.finalT + at, lanes)
+
+                // The group's cotangents, channel-major and pixel-major.
+                var bgDot = Lanes()
+                for ch in 0..<c {
+                    let v = loadLanes(cot.vFeatures + (ch * plane + at), lanes)
+                    vOut[ch] = v
+                    bgDot += v * inp.background[ch]
+                    for l in 0..<8 { vOutT[l * c + ch] = v[l] }
+                }
+                var vA = cot.vAlpha.map { loadLanes($0 + at, lanes) } ?? Lanes()
+                var vD = cot.vDepth.map { loadLanes($0 + at, lanes) } ?? Lanes()
+                if cot.expectedDepth {
+                    // d = D / A: ∂L/∂D = v_d / A, and A gains −v_d·d / A.
+                    let coverage = 1 - finalT
+                    let d = loadLanes(cot.depth + at, lanes)
+                    let covered = coverage .> 0
+                    vA += (-(vD * d) / coverage).replacing(with: 0, where: .!covered)
+                    vD = (vD / coverage).replacing(with: 0, where: .!covered)
+                }
+                let behindBackground = finalT * (vA - bgDot)
+
+                var tr = finalT
+                var behind = Lanes()
+                var hits = 0
+                for p in stride(from: end - 1, through: 0, by: -1) {
+                    let dy = my[p] - pyc
+                    if rq[p] * dy * dy > sm[p] { continue }
+                    let dx = mx[p] - pxc
+                    let blended = SIMD8<Int32>(repeating: Int32(p)) .< lastHit
+                    guard let e = splatAlpha(dx: dx, dy: dy, halfA: ha[p], b: bb[p], halfC: hc[p],
+                                             opacity: op[p], sigmaMax: sm[p], active: blended) else { continue }
+                    let m = e.mask
+                    let ra = 1 / (1 - e.alpha)
+                    tr.replace(with: tr * ra, where: m)
+                    let fac = (e.alpha * tr).replacing(with: 0, where: .!m)
+
+                    var pk = zs[p] * vD
+                    let f = inp.features + fo[p]
+                    var ch = 0
+                    while ch + 4 <= c {
+                        pk += f[ch] * vOut[ch] + f[ch + 1] * vOut[ch + 1] + f[ch + 2] * vOut[ch + 2]
+                            + f[ch + 3] * vOut[ch + 3]
+                        ch += 4
+                    }
+                    while ch < c { pk += f[ch] * vOut[ch]; ch += 1 }
+
+                    let vAlphaK = tr * pk - ra * (behind - behindBackground)
+                    behind += fac * pk
+                    let ov = op[p] * e.vis
+                    let free = m .& (ov .<= alphaMax)
+                    let vSigma = (-ov * vAlphaK).replacing(with: 0, where: .!free)
+                    let vOpacity = (e.vis * vAlphaK).replacing(with: 0, where: .!free)
+                    let a = 2 * ha[p], b = bb[p], cc = 2 * hc[p]
+                    let acc = lg + LaneGrad.stride * p
+                    let sdx = vSigma * dx
+                    acc[LaneGrad.conicA] += 0.5 * sdx * dx
+                    acc[LaneGrad.conicB] += sdx * dy
+                    acc[LaneGrad.conicC] += (0.5 * dy * dy) * vSigma
+                    acc[LaneGrad.meanX] += a * sdx + (b * dy) * vSigma
+                    acc[LaneGrad.meanY] += b * sdx + (cc * dy) * vSigma
+                    acc[LaneGrad.opacity] += vOpacity
+                    acc[LaneGrad.depth] += fac * vD
+                    hitIndex[hits] = Int32(p)
+                    hitWeight[hits] = fac
+                    hits += 1
+                }
+
+                // ∂L/∂fₖ[c] += Σ_lanes facₖ·v[c]: the 8 lanes' cotangent rows stay in registers.
+                var ch = 0
+                while ch + 8 <= c {
+                    let r0 = UnsafeRawPointer(vOutT + ch).loadUnaligned(as: Lanes.self)
+                    let r1 = UnsafeRawPointer(vOutT + (c + ch)).loadUnaligned(as: Lanes.self)
+                    let r2 = UnsafeRawPointer(vOutT + (2 * c + ch)).loadUnaligned(as: Lanes.self)
+                    let r3 = UnsafeRawPointer(vOutT + (3 * c + ch)).loadUnaligned(as: Lanes.self)
+                    let r4 = UnsafeRawPointer(vOutT + (4 * c + ch)).loadUnaligned(as: Lanes.self)
+                    let r5 = UnsafeRawPointer(vOutT + (5 * c + ch)).loadUnaligned(as: Lanes.self)
+                    let r6 = UnsafeRawPointer(vOutT + (6 * c + ch)).loadUnaligned(as: Lanes.self)
+                    let r7 = UnsafeRawPointer(vOutT + (7 * c + ch)).loadUnaligned(as: Lanes.self)
+                    for k in 0..<hits {
+                        let fw = hitWeight[k]
+                        let dst = UnsafeMutableRawPointer(fg + (Int(hitIndex[k]) * c + ch))
+                        var acc = dst.loadUnaligned(as: Lanes.self)
+                        acc += fw[0] * r0 + fw[1] * r1 + fw[2] * r2 + fw[3] * r3
+                        acc += fw[4] * r4 + fw[5] * r5 + fw[6] * r6 + fw[7] * r7
+                        dst.storeBytes(of: acc, as: Lanes.self)
+                    }
+                    ch += 8
+                }
+                while ch < c {
+                    let v = vOut[ch]
+                    for k in 0..<hits { fg[Int(hitIndex[k]) * c + ch] += (hitWeight[k] * v).sum() }
+                    ch += 1
+                }
+            }
+        }
+
+        // Flush the tile's sums into this worker's buffer.
+        let rowStride = c + GradRow.features
+        let grad = s.gradients.pointer
+        for p in 0..<n {
+            let id = Int(inp.tileList[start + p])
+            let r = grad + id * rowStride
+            let acc = lg + LaneGrad.stride * p
+            r[GradRow.meanX] += acc[LaneGrad.meanX].sum()
+            r[GradRow.meanY] += acc[LaneGrad.meanY].sum()
+            r[GradRow.conicA] += acc[LaneGrad.conicA].sum()
+            r[GradRow.conicB] += acc[LaneGrad.conicB].sum()
+            r[GradRow.conicC] += acc[LaneGrad.conicC].sum()
+            r[GradRow.opacity] += acc[LaneGrad.opacity].sum()
+            r[GradRow.depth] += acc[LaneGrad.depth].sum()
+            let f = fg + p * c
+            for ch in 0..<c { r[GradRow.features + ch] += f[ch] }
+        }
+    }
+}
+
+func withOptionalPointer<R>(_ a: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    guard let a else { return body(nil) }
+    return a.withUnsafeBufferPointer { body($0.baseAddress) }
+}
