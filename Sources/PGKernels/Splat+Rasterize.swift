@@ -3,45 +3,55 @@
 /// α·T), then sums the features of its hits with SIMD over pixels, 8 channels per pass (phase 2).
 /// Channels-first output makes a group's 8 pixels of one channel a contiguous store.
 
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
+
 typealias Lanes = SIMD8<Float>
 typealias LaneMask = SIMDMask<SIMD8<Int32>>
 
 /// Pixel-centre offsets of the 8 lanes.
 let laneCentres = Lanes(0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5)
-let laneNumbers = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
 
 /// e^(−s) for s ≥ 0 with relative error below 1e-7: 2^x split into integer and fraction in
 /// [−½, ½], a degree-5 polynomial (weighted least squares) and the exponent bits.
+/// (`addingProduct` is one FMA instruction: PGKernels compiles with FMA on x86-64, and arm64 has it.)
 @inline(__always)
 func expNeg(_ s: Lanes) -> Lanes {
     var x = s * -1.442695040888963
     x.replace(with: -126, where: x .< -126)
     let whole = x.rounded(.toNearestOrEven)
     let f = x - whole
-    var p = Lanes(repeating: 1.3266979930944296e-3)
-    p = p * f + 9.675469400251213e-3
-    p = p * f + 5.550742675435101e-2
-    p = p * f + 2.4022121576138517e-1
-    p = p * f + 6.931469490691712e-1
-    p = p * f + 1.0000000710651842
+    var p = Lanes(repeating: 9.675469400251213e-3).addingProduct(f, Lanes(repeating: 1.3266979930944296e-3))
+    p = Lanes(repeating: 5.550742675435101e-2).addingProduct(p, f)
+    p = Lanes(repeating: 2.4022121576138517e-1).addingProduct(p, f)
+    p = Lanes(repeating: 6.931469490691712e-1).addingProduct(p, f)
+    p = Lanes(repeating: 1.0000000710651842).addingProduct(p, f)
     // whole + 1.5·2²³ keeps the integer in the low mantissa bits; move it into the exponent.
     let bits = (unsafeBitCast(whole + 12582912.0, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
     return p * unsafeBitCast(bits, to: Lanes.self)
 }
 
-/// The blending weight of one Gaussian for one group: σ, e^(−σ), α and which lanes pass the
-/// σ ≥ 0 and α ≥ 1/255 tests. Forward and backward call exactly this, so they agree on every lane.
+/// One candidate as the per-pixel loops read it: a single 32-byte record.
+enum Candidate {
+    static let meanX = 0, meanY = 1, halfA = 2, conicB = 3, halfC = 4, opacity = 5, depth = 6
+}
+
+/// How one Gaussian (`g`, a Candidate record) meets one group of 8 pixel centres:
+/// d = mean − centre, σ = ½a·dx² + b·dx·dy + ½c·dy², e^(−σ), α = min(0.99, o·e^(−σ)), and the
+/// lanes that pass σ ≥ 0 and α ≥ 1/255. Forward and backward both call exactly this, so they agree
+/// on every lane.
 @inline(__always)
-func splatAlpha(dx: Lanes, dy: Float, halfA: Float, b: Float, halfC: Float, opacity: Float, sigmaMax: Float,
-                active: LaneMask) -> (sigma: Lanes, vis: Lanes, alpha: Lanes, mask: LaneMask)? {
-    let sigma = (halfA * dx + b * dy) * dx + halfC * dy * dy
-    var m = active .& (sigma .<= sigmaMax) .& (sigma .>= 0)
-    if !any(m) { return nil }
+func splatAlpha(_ g: Lanes, pxc: Lanes, pyc: Float)
+    -> (dx: Lanes, dy: Float, vis: Lanes, alpha: Lanes, mask: LaneMask) {
+    let dy = g[Candidate.meanY] - pyc
+    let dx = g[Candidate.meanX] - pxc
+    let t = Lanes(repeating: g[Candidate.conicB] * dy).addingProduct(Lanes(repeating: g[Candidate.halfA]), dx)
+    let sigma = Lanes(repeating: g[Candidate.halfC] * dy * dy).addingProduct(t, dx)
     let vis = expNeg(sigma)
-    let alpha = pointwiseMin(opacity * vis, Lanes(repeating: Splat.alphaMax))
-    m = m .& (alpha .>= Splat.alphaMin)
-    if !any(m) { return nil }
-    return (sigma, vis, alpha, m)
+    let ov = g[Candidate.opacity] * vis
+    let alpha = ov.replacing(with: Splat.alphaMax, where: ov .> Splat.alphaMax)
+    return (dx, dy, vis, alpha, (sigma .>= 0) .& (alpha .>= Splat.alphaMin))
 }
 
 @inline(__always)
@@ -70,26 +80,105 @@ struct TileInputs {
 }
 
 extension SplatWorkerScratch {
-    /// Copies tile t's candidates into the SoA scratch; returns their count.
+    /// Copies tile t's candidates into the SoA scratch, padded to a multiple of 8 with entries
+    /// that never touch a pixel; returns where the tile's list starts and its length.
     @inline(__always)
     func gather(tile t: Int, _ inp: TileInputs) -> (start: Int, count: Int) {
         let start = Int(inp.tileStart[t]), n = Int(inp.tileStart[t + 1]) - start
         let mx = meanX.pointer, my = meanY.pointer, ha = halfA.pointer, bb = conicB.pointer, hc = halfC.pointer
-        let rq = rowQ.pointer, op = opacity.pointer, sm = sigmaMax.pointer, z = depth.pointer
-        let fo = featureOffset.pointer
+        let op = opacity.pointer, sm = sigmaMax.pointer, z = depth.pointer, ia = inverseA.pointer
+        let fo = featureOffset.pointer, record = candidate.pointer
         for p in 0..<n {
             let id = Int(inp.tileList[start + p])
             let g = inp.visible2D + Splat.Packed.stride * id
-            let a = g[Splat.Packed.conicA], b = g[Splat.Packed.conicB], c = g[Splat.Packed.conicC]
+            let a = g[Splat.Packed.conicA]
             mx[p] = g[Splat.Packed.meanX]; my[p] = g[Splat.Packed.meanY]
-            ha[p] = 0.5 * a; bb[p] = b; hc[p] = 0.5 * c
-            rq[p] = 0.5 * (c - b * b / a) * (1 - 1e-5)   // a hair low: the row test must never reject a hit
+            ha[p] = 0.5 * a; bb[p] = g[Splat.Packed.conicB]; hc[p] = 0.5 * g[Splat.Packed.conicC]
+            ia[p] = 1 / a
             op[p] = g[Splat.Packed.opacity]; sm[p] = g[Splat.Packed.sigmaMax]; z[p] = g[Splat.Packed.depth]
             fo[p] = Int(inp.visibleIndex[id]) * inp.channels
+            record[p] = Lanes(mx[p], my[p], ha[p], bb[p], hc[p], op[p], z[p], 0)
+        }
+        for p in n..<((n + 7) & ~7) {
+            mx[p] = 0; my[p] = 0; ha[p] = 1; bb[p] = 0; hc[p] = 1; ia[p] = 1; op[p] = 0; sm[p] = -1; z[p] = 0
+            fo[p] = 0
         }
         return (start, n)
     }
+
+    /// Lists, in depth order, the candidates whose {σ ≤ sigmaMax} ellipse reaches the pixel row
+    /// centred at `pyc` between the left (`x0 + ½ … x0 + 7½`) or right 8 pixel centres, eight
+    /// candidates at a time. Along the row σ is the convex quadratic ½a·dx² + b·dy·dx + ½c·dy² in
+    /// dx = mean − x, so its minimum over the segment sits at the vertex −b·dy/a clamped into the
+    /// segment. A little slack keeps rounding from dropping a candidate the per-pixel test would take.
+    @inline(__always)
+    func rowLists(pyc: Float, x0: Float, count n: Int) -> (left: Int, right: Int) {
+        let mx = UnsafeRawPointer(meanX.pointer), my = UnsafeRawPointer(meanY.pointer)
+        let ha = UnsafeRawPointer(halfA.pointer), bb = UnsafeRawPointer(conicB.pointer)
+        let hc = UnsafeRawPointer(halfC.pointer), sm = UnsafeRawPointer(sigmaMax.pointer)
+        let ia = UnsafeRawPointer(inverseA.pointer)
+        let left = UnsafeMutableRawPointer(leftList.pointer), right = UnsafeMutableRawPointer(rightList.pointer)
+        let packed = laneCompaction.pointer
+        var nl = 0, nr = 0
+        var base = 0
+        while base < n {
+            let o = base * MemoryLayout<Float>.stride
+            let dy = my.loadUnaligned(fromByteOffset: o, as: Lanes.self) - pyc
+            let m = mx.loadUnaligned(fromByteOffset: o, as: Lanes.self) - x0
+            let halfA = ha.loadUnaligned(fromByteOffset: o, as: Lanes.self)
+            let bdy = bb.loadUnaligned(fromByteOffset: o, as: Lanes.self) * dy
+            let k = hc.loadUnaligned(fromByteOffset: o, as: Lanes.self) * dy * dy
+            let limit = sm.loadUnaligned(fromByteOffset: o, as: Lanes.self) * (1 + 1e-5) + 1e-5
+            let vertex = -bdy * ia.loadUnaligned(fromByteOffset: o, as: Lanes.self)
+            // Left pixels have dx in [m − 7.5, m − 0.5], right ones in [m − 15.5, m − 8.5].
+            var dl = vertex.replacing(with: m - 7.5, where: vertex .< m - 7.5)
+            dl.replace(with: m - 0.5, where: dl .> m - 0.5)
+            var dr = vertex.replacing(with: m - 15.5, where: vertex .< m - 15.5)
+            dr.replace(with: m - 8.5, where: dr .> m - 8.5)
+            let inLeft = (halfA * dl + bdy) * dl + k .<= limit
+            let inRight = (halfA * dr + bdy) * dr + k .<= limit
+            // Branch-free stream compaction: store all 8 packed lane numbers, keep the set ones.
+            let first = SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: base))
+            let lb = laneBits(inLeft), rb = laneBits(inRight)
+            left.storeBytes(of: packed[Int(lb)] &+ first, toByteOffset: 4 * nl, as: SIMD8<Int32>.self)
+            right.storeBytes(of: packed[Int(rb)] &+ first, toByteOffset: 4 * nr, as: SIMD8<Int32>.self)
+            nl &+= lb.nonzeroBitCount
+            nr &+= rb.nonzeroBitCount
+            base += 8
+        }
+        return (nl, nr)
+    }
 }
+
+/// For each 8-bit lane mask, the numbers of its set lanes packed to the front.
+final class LaneCompaction: @unchecked Sendable {   // immutable after init
+    let pointer: UnsafeMutablePointer<SIMD8<Int32>>   // [256]
+    init() {
+        pointer = .allocate(capacity: 256)
+        for m in 0..<256 {
+            var v = SIMD8<Int32>(repeating: 0)
+            var k = 0
+            for l in 0..<8 where m & (1 << l) != 0 { v[k] = Int32(l); k += 1 }
+            pointer[m] = v
+        }
+    }
+    deinit { pointer.deallocate() }
+}
+let laneCompaction = LaneCompaction()
+
+/// Bit l set where lane l of the mask is. (The standard library's `any` is a horizontal minimum
+/// that often stays an out-of-line generic call; on x86-64 this is one vmovmskps.)
+@inline(__always)
+func laneBits(_ m: LaneMask) -> UInt32 {
+    #if arch(x86_64)
+    UInt32(bitPattern: _mm256_movemask_ps(unsafeBitCast(m, to: __m256.self)))
+    #else
+    (unsafeBitCast(m, to: SIMD8<UInt32>.self) & SIMD8(1, 2, 4, 8, 16, 32, 64, 128)).wrappedSum()
+    #endif
+}
+
+@inline(__always)
+func anyLane(_ m: LaneMask) -> Bool { laneBits(m) != 0 }
 
 /// Output planes of the forward kernel.
 struct TileOutputs {
@@ -157,9 +246,7 @@ extension Splat {
     static func forwardTile(_ t: Int, _ inp: TileInputs, _ out: TileOutputs, _ s: SplatWorkerScratch,
                             expectedDepth: Bool) {
         let (_, n) = s.gather(tile: t, inp)
-        let mx = s.meanX.pointer, my = s.meanY.pointer, ha = s.halfA.pointer, bb = s.conicB.pointer
-        let hc = s.halfC.pointer, rq = s.rowQ.pointer, op = s.opacity.pointer, sm = s.sigmaMax.pointer
-        let zs = s.depth.pointer, fo = s.featureOffset.pointer
+        let record = s.candidate.pointer, zs = s.depth.pointer, fo = s.featureOffset.pointer
         let hitIndex = s.hitIndex.pointer, hitWeight = s.hitWeight.pointer
         let w = inp.width, h = inp.height, c = inp.channels, plane = w * h
         let tileX = t % inp.tilesX, tileY = t / inp.tilesX
@@ -168,38 +255,40 @@ extension Splat {
             let py = tileY * tileSize + row
             if py >= h { break }
             let pyc = Float(py) + 0.5
+            let (nl, nr) = s.rowLists(pyc: pyc, x0: Float(tileX * tileSize), count: n)
             for half in 0..<2 {
                 let px0 = tileX * tileSize + half * 8
                 if px0 >= w { break }
+                let list = half == 0 ? s.leftList.pointer : s.rightList.pointer
+                let listCount = half == 0 ? nl : nr
                 let lanes = min(8, w - px0)
                 let pxc = laneCentres + Float(px0)
-                var done = laneNumbers .>= Int32(lanes)
+                // Lanes still blending have live = 1 (a float, so every mask below comes straight
+                // from a comparison, which keeps `any` a single vtestps).
+                var live = Lanes(repeating: 1).replacing(with: 0, where: laneCentres .> Float(lanes))
                 var tr = Lanes(repeating: 1)
                 var lastHit = SIMD8<Int32>(repeating: 0)
                 var hits = 0
 
-                // Phase 1: front to back, which candidates blend into which lanes.
-                for p in 0..<n {
-                    let dy = my[p] - pyc
-                    if rq[p] * dy * dy > sm[p] { continue }
-                    let dx = mx[p] - pxc
-                    guard let e = splatAlpha(dx: dx, dy: dy, halfA: ha[p], b: bb[p], halfC: hc[p],
-                                             opacity: op[p], sigmaMax: sm[p], active: .!done) else { continue }
-                    var m = e.mask
+                // Phase 1: front to back, which candidates blend into which lanes. Nearly every
+                // listed candidate blends somewhere, so there is one branch per candidate.
+                for j in 0..<listCount {
+                    let p = Int(list[j])
+                    let e = splatAlpha(record[p], pxc: pxc, pyc: pyc)
+                    let m = e.mask .& (live .> 0)
+                    if !anyLane(m) { continue }
                     let nextT = tr * (1 - e.alpha)
+                    let blend = m .& (nextT .> transmittanceMin)
+                    hitIndex[hits] = Int32(truncatingIfNeeded: p)
+                    hitWeight[hits] = (e.alpha * tr).replacing(with: 0, where: .!blend)
+                    hits &+= 1
+                    tr.replace(with: nextT, where: blend)
+                    lastHit.replace(with: Int32(truncatingIfNeeded: p &+ 1), where: blend)
                     let stop = m .& (nextT .<= transmittanceMin)
-                    if any(stop) {
-                        done = done .| stop
-                        m = m .& .!stop
+                    if anyLane(stop) {
+                        live.replace(with: 0, where: stop)
+                        if !anyLane(live .> 0) { break }
                     }
-                    if any(m) {
-                        hitIndex[hits] = Int32(p)
-                        hitWeight[hits] = (e.alpha * tr).replacing(with: 0, where: .!m)
-                        hits += 1
-                        tr.replace(with: nextT, where: m)
-                        lastHit.replace(with: Int32(p + 1), where: m)
-                    }
-                    if any(stop) && all(done) { break }
                 }
 
                 // Phase 2: features, 8 channels per pass over the hits.
@@ -210,9 +299,15 @@ extension Splat {
                     var a4 = Lanes(), a5 = Lanes(), a6 = Lanes(), a7 = Lanes()
                     for k in 0..<hits {
                         let wt = hitWeight[k]
-                        let f = inp.features + (fo[Int(hitIndex[k])] + ch)
-                        a0 += wt * f[0]; a1 += wt * f[1]; a2 += wt * f[2]; a3 += wt * f[3]
-                        a4 += wt * f[4]; a5 += wt * f[5]; a6 += wt * f[6]; a7 += wt * f[7]
+                        let f = inp.features + (fo[Int(hitIndex[k])] &+ ch)
+                        a0 = a0.addingProduct(wt, Lanes(repeating: f[0]))
+                        a1 = a1.addingProduct(wt, Lanes(repeating: f[1]))
+                        a2 = a2.addingProduct(wt, Lanes(repeating: f[2]))
+                        a3 = a3.addingProduct(wt, Lanes(repeating: f[3]))
+                        a4 = a4.addingProduct(wt, Lanes(repeating: f[4]))
+                        a5 = a5.addingProduct(wt, Lanes(repeating: f[5]))
+                        a6 = a6.addingProduct(wt, Lanes(repeating: f[6]))
+                        a7 = a7.addingProduct(wt, Lanes(repeating: f[7]))
                     }
                     let o = out.features + (ch * plane + at), bg = inp.background + ch
                     storeLanes(a0 + tr * bg[0], o, lanes)
@@ -225,14 +320,60 @@ extension Splat {
                     storeLanes(a7 + tr * bg[7], o + 7 * plane, lanes)
                     ch += 8
                 }
-                while ch < c {
-                    var a0 = Lanes()
-                    for k in 0..<hits { a0 += hitWeight[k] * inp.features[fo[Int(hitIndex[k])] + ch] }
-                    storeLanes(a0 + tr * inp.background[ch], out.features + (ch * plane + at), lanes)
-                    ch += 1
-                }
+                // The last C mod 8 channels and the depth, up to four independent sums per pass
+                // (one accumulator per pass would wait on the FMA latency at every hit).
                 var d = Lanes()
-                for k in 0..<hits { d += hitWeight[k] * zs[Int(hitIndex[k])] }
+                var depthDone = false
+                while ch < c || !depthDone {
+                    let k = min(4, c - ch)
+                    var a0 = Lanes(), a1 = Lanes(), a2 = Lanes(), a3 = Lanes()
+                    switch k {
+                    case 4:
+                        for h in 0..<hits {
+                            let wt = hitWeight[h], f = inp.features + (fo[Int(hitIndex[h])] &+ ch)
+                            a0 = a0.addingProduct(wt, Lanes(repeating: f[0]))
+                            a1 = a1.addingProduct(wt, Lanes(repeating: f[1]))
+                            a2 = a2.addingProduct(wt, Lanes(repeating: f[2]))
+                            a3 = a3.addingProduct(wt, Lanes(repeating: f[3]))
+                        }
+                    case 3:
+                        for h in 0..<hits {
+                            let wt = hitWeight[h], p = Int(hitIndex[h]), f = inp.features + (fo[p] &+ ch)
+                            a0 = a0.addingProduct(wt, Lanes(repeating: f[0]))
+                            a1 = a1.addingProduct(wt, Lanes(repeating: f[1]))
+                            a2 = a2.addingProduct(wt, Lanes(repeating: f[2]))
+                            a3 = a3.addingProduct(wt, Lanes(repeating: zs[p]))
+                        }
+                        d = a3
+                        depthDone = true
+                    case 2:
+                        for h in 0..<hits {
+                            let wt = hitWeight[h], p = Int(hitIndex[h]), f = inp.features + (fo[p] &+ ch)
+                            a0 = a0.addingProduct(wt, Lanes(repeating: f[0]))
+                            a1 = a1.addingProduct(wt, Lanes(repeating: f[1]))
+                            a2 = a2.addingProduct(wt, Lanes(repeating: zs[p]))
+                        }
+                        d = a2
+                        depthDone = true
+                    case 1:
+                        for h in 0..<hits {
+                            let wt = hitWeight[h], p = Int(hitIndex[h])
+                            a0 = a0.addingProduct(wt, Lanes(repeating: inp.features[fo[p] &+ ch]))
+                            a1 = a1.addingProduct(wt, Lanes(repeating: zs[p]))
+                        }
+                        d = a1
+                        depthDone = true
+                    default:
+                        for h in 0..<hits { d = d.addingProduct(hitWeight[h], Lanes(repeating: zs[Int(hitIndex[h])])) }
+                        depthDone = true
+                    }
+                    let o = out.features + (ch * plane + at), bg = inp.background + ch
+                    if k > 0 { storeLanes(a0.addingProduct(tr, Lanes(repeating: bg[0])), o, lanes) }
+                    if k > 1 { storeLanes(a1.addingProduct(tr, Lanes(repeating: bg[1])), o + plane, lanes) }
+                    if k > 2 { storeLanes(a2.addingProduct(tr, Lanes(repeating: bg[2])), o + 2 * plane, lanes) }
+                    if k > 3 { storeLanes(a3.addingProduct(tr, Lanes(repeating: bg[3])), o + 3 * plane, lanes) }
+                    ch += max(k, 0)
+                }
                 let coverage = 1 - tr
                 if expectedDepth {
                     d = (d / coverage).replacing(with: 0, where: coverage .<= 0)
@@ -240,7 +381,11 @@ extension Splat {
                 storeLanes(coverage, out.alpha + at, lanes)
                 storeLanes(d, out.depth + at, lanes)
                 storeLanes(tr, out.finalT + at, lanes)
-                for l in 0..<lanes { out.last[at + l] = lastHit[l] }
+                if lanes == 8 {
+                    UnsafeMutableRawPointer(out.last + at).storeBytes(of: lastHit, as: SIMD8<Int32>.self)
+                } else {
+                    for l in 0..<lanes { out.last[at + l] = lastHit[l] }
+                }
             }
         }
     }

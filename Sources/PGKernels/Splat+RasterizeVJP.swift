@@ -121,9 +121,7 @@ extension Splat {
     static func backwardTile(_ t: Int, _ inp: TileInputs, _ cot: TileCotangents, _ s: SplatWorkerScratch) {
         let (start, n) = s.gather(tile: t, inp)
         if n == 0 { return }
-        let mx = s.meanX.pointer, my = s.meanY.pointer, ha = s.halfA.pointer, bb = s.conicB.pointer
-        let hc = s.halfC.pointer, rq = s.rowQ.pointer, op = s.opacity.pointer, sm = s.sigmaMax.pointer
-        let zs = s.depth.pointer, fo = s.featureOffset.pointer
+        let record = s.candidate.pointer, fo = s.featureOffset.pointer
         let hitIndex = s.hitIndex.pointer, hitWeight = s.hitWeight.pointer
         let lg = s.laneGrad.pointer, fg = s.featureGrad.pointer
         let vOut = s.vOut.pointer, vOutT = s.vOutT.pointer
@@ -136,14 +134,25 @@ extension Splat {
             let py = tileY * tileSize + row
             if py >= h { break }
             let pyc = Float(py) + 0.5
+            let (nl, nr) = s.rowLists(pyc: pyc, x0: Float(tileX * tileSize), count: n)
             for half in 0..<2 {
                 let px0 = tileX * tileSize + half * 8
                 if px0 >= w { break }
+                let list = half == 0 ? s.leftList.pointer : s.rightList.pointer
+                let listCount = half == 0 ? nl : nr
                 let lanes = min(8, w - px0)
                 let at = py * w + px0
                 var lastHit = SIMD8<Int32>(repeating: 0)
-                for l in 0..<lanes { lastHit[l] = cot.last[at + l] }
-                let end = Int(lastHit.max())
+                var end: Int32 = 0
+                if lanes == 8 {
+                    lastHit = UnsafeRawPointer(cot.last + at).loadUnaligned(as: SIMD8<Int32>.self)
+                    for l in 0..<8 { end = max(end, cot.last[at + l]) }
+                } else {
+                    for l in 0..<lanes {
+                        lastHit[l] = cot.last[at + l]
+                        end = max(end, cot.last[at + l])
+                    }
+                }
                 if end == 0 { continue }
                 let pxc = laneCentres + Float(px0)
                 let finalT = loadLanes(cot.finalT + at, lanes)
@@ -171,47 +180,50 @@ extension Splat {
                 var tr = finalT
                 var behind = Lanes()
                 var hits = 0
-                for p in stride(from: end - 1, through: 0, by: -1) {
-                    let dy = my[p] - pyc
-                    if rq[p] * dy * dy > sm[p] { continue }
-                    let dx = mx[p] - pxc
-                    let blended = SIMD8<Int32>(repeating: Int32(p)) .< lastHit
-                    guard let e = splatAlpha(dx: dx, dy: dy, halfA: ha[p], b: bb[p], halfC: hc[p],
-                                             opacity: op[p], sigmaMax: sm[p], active: blended) else { continue }
-                    let m = e.mask
+                for j in stride(from: listCount - 1, through: 0, by: -1) {
+                    let p = Int(list[j])
+                    if p >= Int(end) { continue }
+                    let g = record[p]
+                    let e = splatAlpha(g, pxc: pxc, pyc: pyc)
+                    let m = e.mask .& (SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: p)) .< lastHit)
+                    if !anyLane(m) { continue }
                     let ra = 1 / (1 - e.alpha)
                     tr.replace(with: tr * ra, where: m)
                     let fac = (e.alpha * tr).replacing(with: 0, where: .!m)
 
-                    var pk = zs[p] * vD
+                    // Pₖ: the pixels' cotangent seen through this Gaussian.
                     let f = inp.features + fo[p]
+                    var pk = Lanes(repeating: g[Candidate.depth]) * vD
                     var ch = 0
                     while ch + 4 <= c {
-                        pk += f[ch] * vOut[ch] + f[ch + 1] * vOut[ch + 1] + f[ch + 2] * vOut[ch + 2]
-                            + f[ch + 3] * vOut[ch + 3]
+                        pk = pk.addingProduct(Lanes(repeating: f[ch]), vOut[ch])
+                        pk = pk.addingProduct(Lanes(repeating: f[ch + 1]), vOut[ch + 1])
+                        pk = pk.addingProduct(Lanes(repeating: f[ch + 2]), vOut[ch + 2])
+                        pk = pk.addingProduct(Lanes(repeating: f[ch + 3]), vOut[ch + 3])
                         ch += 4
                     }
-                    while ch < c { pk += f[ch] * vOut[ch]; ch += 1 }
+                    while ch < c { pk = pk.addingProduct(Lanes(repeating: f[ch]), vOut[ch]); ch += 1 }
 
                     let vAlphaK = tr * pk - ra * (behind - behindBackground)
-                    behind += fac * pk
-                    let ov = op[p] * e.vis
+                    behind = behind.addingProduct(fac, pk)
+                    let ov = g[Candidate.opacity] * e.vis
                     let free = m .& (ov .<= alphaMax)
                     let vSigma = (-ov * vAlphaK).replacing(with: 0, where: .!free)
                     let vOpacity = (e.vis * vAlphaK).replacing(with: 0, where: .!free)
-                    let a = 2 * ha[p], b = bb[p], cc = 2 * hc[p]
+                    let dx = e.dx, dy = e.dy
+                    let a = 2 * g[Candidate.halfA], b = g[Candidate.conicB], cc = 2 * g[Candidate.halfC]
                     let acc = lg + LaneGrad.stride * p
                     let sdx = vSigma * dx
-                    acc[LaneGrad.conicA] += 0.5 * sdx * dx
-                    acc[LaneGrad.conicB] += sdx * dy
-                    acc[LaneGrad.conicC] += (0.5 * dy * dy) * vSigma
-                    acc[LaneGrad.meanX] += a * sdx + (b * dy) * vSigma
-                    acc[LaneGrad.meanY] += b * sdx + (cc * dy) * vSigma
+                    acc[LaneGrad.conicA] = acc[LaneGrad.conicA].addingProduct(0.5 * sdx, dx)
+                    acc[LaneGrad.conicB] = acc[LaneGrad.conicB].addingProduct(sdx, Lanes(repeating: dy))
+                    acc[LaneGrad.conicC] = acc[LaneGrad.conicC].addingProduct(Lanes(repeating: 0.5 * dy * dy), vSigma)
+                    acc[LaneGrad.meanX] += Lanes(repeating: a) * sdx + Lanes(repeating: b * dy) * vSigma
+                    acc[LaneGrad.meanY] += Lanes(repeating: b) * sdx + Lanes(repeating: cc * dy) * vSigma
                     acc[LaneGrad.opacity] += vOpacity
-                    acc[LaneGrad.depth] += fac * vD
-                    hitIndex[hits] = Int32(p)
+                    acc[LaneGrad.depth] = acc[LaneGrad.depth].addingProduct(fac, vD)
+                    hitIndex[hits] = Int32(truncatingIfNeeded: p)
                     hitWeight[hits] = fac
-                    hits += 1
+                    hits &+= 1
                 }
 
                 // ∂L/∂fₖ[c] += Σ_lanes facₖ·v[c]: the 8 lanes' cotangent rows stay in registers.
@@ -229,8 +241,14 @@ extension Splat {
                         let fw = hitWeight[k]
                         let dst = UnsafeMutableRawPointer(fg + (Int(hitIndex[k]) * c + ch))
                         var acc = dst.loadUnaligned(as: Lanes.self)
-                        acc += fw[0] * r0 + fw[1] * r1 + fw[2] * r2 + fw[3] * r3
-                        acc += fw[4] * r4 + fw[5] * r5 + fw[6] * r6 + fw[7] * r7
+                        acc = acc.addingProduct(Lanes(repeating: fw[0]), r0)
+                        acc = acc.addingProduct(Lanes(repeating: fw[1]), r1)
+                        acc = acc.addingProduct(Lanes(repeating: fw[2]), r2)
+                        acc = acc.addingProduct(Lanes(repeating: fw[3]), r3)
+                        acc = acc.addingProduct(Lanes(repeating: fw[4]), r4)
+                        acc = acc.addingProduct(Lanes(repeating: fw[5]), r5)
+                        acc = acc.addingProduct(Lanes(repeating: fw[6]), r6)
+                        acc = acc.addingProduct(Lanes(repeating: fw[7]), r7)
                         dst.storeBytes(of: acc, as: Lanes.self)
                     }
                     ch += 8

@@ -34,11 +34,15 @@ final class SplatWorkerScratch {
     let halfA = ScratchBuffer<Float>()          // [n] ½·conic a
     let conicB = ScratchBuffer<Float>()         // [n]
     let halfC = ScratchBuffer<Float>()          // [n] ½·conic c
-    let rowQ = ScratchBuffer<Float>()           // [n] ½·(c − b²/a): min over dx of σ is rowQ·dy²
     let opacity = ScratchBuffer<Float>()        // [n]
     let sigmaMax = ScratchBuffer<Float>()       // [n]
     let depth = ScratchBuffer<Float>()          // [n]
+    let inverseA = ScratchBuffer<Float>()       // [n] 1 / conic a
     let featureOffset = ScratchBuffer<Int>()    // [n] row offset into features
+    let candidate = ScratchBuffer<SIMD8<Float>>()   // [n] the same as records (see `Candidate`)
+    // Candidates whose α ≥ 1/255 ellipse crosses the current row's left / right 8 pixels.
+    let leftList = ScratchBuffer<Int32>()       // [n]
+    let rightList = ScratchBuffer<Int32>()      // [n]
     // Hits of the current 8-pixel group: candidate and per-lane weight α·T.
     let hitIndex = ScratchBuffer<Int32>()       // [n]
     let hitWeight = ScratchBuffer<SIMD8<Float>>()   // [n]
@@ -50,9 +54,12 @@ final class SplatWorkerScratch {
     let gradients = ScratchBuffer<Float>()          // [M, C + 8] this thread's gradient sums
 
     func reserve(candidates n: Int, channels c: Int, backward: Bool) {
-        let n = max(n, 1)
-        for b in [meanX, meanY, halfA, conicB, halfC, rowQ, opacity, sigmaMax, depth] { _ = b.reserve(n) }
+        let n = (max(n, 1) + 7) & ~7    // SoA arrays are read 8 candidates at a time
+        for b in [meanX, meanY, halfA, conicB, halfC, opacity, sigmaMax, depth, inverseA] { _ = b.reserve(n) }
         _ = featureOffset.reserve(n)
+        _ = candidate.reserve(n)
+        _ = leftList.reserve(n + 8)    // compaction stores 8 at a time
+        _ = rightList.reserve(n + 8)
         _ = hitIndex.reserve(n)
         _ = hitWeight.reserve(n)
         if backward {
