@@ -3,35 +3,6 @@
 /// α·T), then sums the features of its hits with SIMD over pixels, 8 channels per pass (phase 2).
 /// Channels-first output makes a group's 8 pixels of one channel a contiguous store.
 
-#if arch(x86_64)
-import _Builtin_intrinsics.intel
-#endif
-
-typealias Lanes = SIMD8<Float>
-typealias LaneMask = SIMDMask<SIMD8<Int32>>
-
-/// Pixel-centre offsets of the 8 lanes.
-let laneCentres = Lanes(0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5)
-
-/// e^(−s) for s ≥ 0 with relative error below 1e-7: 2^x split into integer and fraction in
-/// [−½, ½], a degree-5 polynomial (weighted least squares) and the exponent bits.
-/// (`addingProduct` is one FMA instruction: PGKernels compiles with FMA on x86-64, and arm64 has it.)
-@inline(__always)
-func expNeg(_ s: Lanes) -> Lanes {
-    var x = s * -1.442695040888963
-    x.replace(with: -126, where: x .< -126)
-    let whole = x.rounded(.toNearestOrEven)
-    let f = x - whole
-    var p = Lanes(repeating: 9.675469400251213e-3).addingProduct(f, Lanes(repeating: 1.3266979930944296e-3))
-    p = Lanes(repeating: 5.550742675435101e-2).addingProduct(p, f)
-    p = Lanes(repeating: 2.4022121576138517e-1).addingProduct(p, f)
-    p = Lanes(repeating: 6.931469490691712e-1).addingProduct(p, f)
-    p = Lanes(repeating: 1.0000000710651842).addingProduct(p, f)
-    // whole + 1.5·2²³ keeps the integer in the low mantissa bits; move it into the exponent.
-    let bits = (unsafeBitCast(whole + 12582912.0, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
-    return p * unsafeBitCast(bits, to: Lanes.self)
-}
-
 /// One candidate as the per-pixel loops read it: a single 32-byte record.
 enum Candidate {
     static let meanX = 0, meanY = 1, halfA = 2, conicB = 3, halfC = 4, opacity = 5, depth = 6
@@ -52,20 +23,6 @@ func splatAlpha(_ g: Lanes, pxc: Lanes, pyc: Float)
     let ov = g[Candidate.opacity] * vis
     let alpha = ov.replacing(with: Splat.alphaMax, where: ov .> Splat.alphaMax)
     return (dx, dy, vis, alpha, (sigma .>= 0) .& (alpha .>= Splat.alphaMin))
-}
-
-@inline(__always)
-func loadLanes(_ p: UnsafePointer<Float>, _ lanes: Int) -> Lanes {
-    if lanes == 8 { return UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
-    var v = Lanes(repeating: 0)
-    for l in 0..<lanes { v[l] = p[l] }
-    return v
-}
-
-@inline(__always)
-func storeLanes(_ v: Lanes, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
-    if lanes == 8 { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self); return }
-    for l in 0..<lanes { p[l] = v[l] }
 }
 
 /// Read-only inputs of the tile kernels, as raw pointers.
@@ -149,36 +106,6 @@ extension SplatWorkerScratch {
         return (nl, nr)
     }
 }
-
-/// For each 8-bit lane mask, the numbers of its set lanes packed to the front.
-final class LaneCompaction: @unchecked Sendable {   // immutable after init
-    let pointer: UnsafeMutablePointer<SIMD8<Int32>>   // [256]
-    init() {
-        pointer = .allocate(capacity: 256)
-        for m in 0..<256 {
-            var v = SIMD8<Int32>(repeating: 0)
-            var k = 0
-            for l in 0..<8 where m & (1 << l) != 0 { v[k] = Int32(l); k += 1 }
-            pointer[m] = v
-        }
-    }
-    deinit { pointer.deallocate() }
-}
-let laneCompaction = LaneCompaction()
-
-/// Bit l set where lane l of the mask is. (The standard library's `any` is a horizontal minimum
-/// that often stays an out-of-line generic call; on x86-64 this is one vmovmskps.)
-@inline(__always)
-func laneBits(_ m: LaneMask) -> UInt32 {
-    #if arch(x86_64)
-    UInt32(bitPattern: _mm256_movemask_ps(unsafeBitCast(m, to: __m256.self)))
-    #else
-    (unsafeBitCast(m, to: SIMD8<UInt32>.self) & SIMD8(1, 2, 4, 8, 16, 32, 64, 128)).wrappedSum()
-    #endif
-}
-
-@inline(__always)
-func anyLane(_ m: LaneMask) -> Bool { laneBits(m) != 0 }
 
 /// Output planes of the forward kernel.
 struct TileOutputs {

@@ -10,9 +10,10 @@
 ///   ∂L/∂fₖ[c] = αₖ·Tₖ·v[c],  ∂L/∂zₖ = αₖ·Tₖ·v_D,
 /// and αₖ = o·e^(−σ) gives ∂σ = −α·∂α, ∂o = e^(−σ)·∂α where it is not clamped at 0.99.
 
-/// Per-candidate lane accumulators (8 SIMD vectors per candidate, 7 used).
+/// Per-candidate lane accumulators (8 SIMD vectors per candidate, 7 used, in GradRow's order so
+/// their lane sums are the first 8 floats of a gradient row).
 enum LaneGrad {
-    static let conicA = 0, conicB = 1, conicC = 2, meanX = 3, meanY = 4, opacity = 5, depth = 6
+    static let meanX = 0, meanY = 1, conicA = 2, conicB = 3, conicC = 4, opacity = 5, depth = 6
     static let stride = 8
 }
 
@@ -124,11 +125,13 @@ extension Splat {
         let record = s.candidate.pointer, fo = s.featureOffset.pointer
         let hitIndex = s.hitIndex.pointer, hitWeight = s.hitWeight.pointer
         let lg = s.laneGrad.pointer, fg = s.featureGrad.pointer
-        let vOut = s.vOut.pointer, vOutT = s.vOutT.pointer
+        let vOut = s.vOut.pointer, vOutT = s.vOutT.pointer, block = s.block.pointer
+        let touched = s.touched.pointer, touchedList = s.touchedList.pointer
         let w = inp.width, h = inp.height, c = inp.channels, plane = w * h
         let tileX = t % inp.tilesX, tileY = t / inp.tilesX
-        lg.initialize(repeating: Lanes(), count: n * LaneGrad.stride)
-        fg.initialize(repeating: 0, count: n * c)
+        // Accumulators are zeroed on a candidate's first hit: many candidates of a tile never blend.
+        touched.initialize(repeating: 0, count: n)
+        var touchedCount = 0
 
         for row in 0..<tileSize {
             let py = tileY * tileSize + row
@@ -157,14 +160,23 @@ extension Splat {
                 let pxc = laneCentres + Float(px0)
                 let finalT = loadLanes(cot.finalT + at, lanes)
 
-                // The group's cotangents, channel-major and pixel-major.
+                // The group's cotangents, channel-major and (8×8 transposes) pixel-major.
                 var bgDot = Lanes()
                 for ch in 0..<c {
                     let v = loadLanes(cot.vFeatures + (ch * plane + at), lanes)
                     vOut[ch] = v
-                    bgDot += v * inp.background[ch]
-                    for l in 0..<8 { vOutT[l * c + ch] = v[l] }
+                    bgDot = bgDot.addingProduct(v, Lanes(repeating: inp.background[ch]))
                 }
+                var cb = 0
+                while cb + 8 <= c {
+                    block.update(from: vOut + cb, count: 8)
+                    transpose8(block)
+                    for l in 0..<8 {
+                        UnsafeMutableRawPointer(vOutT + (l * c + cb)).storeBytes(of: block[l], as: Lanes.self)
+                    }
+                    cb += 8
+                }
+                for ch in cb..<c { for l in 0..<8 { vOutT[l * c + ch] = vOut[ch][l] } }
                 var vA = cot.vAlpha.map { loadLanes($0 + at, lanes) } ?? Lanes()
                 var vD = cot.vDepth.map { loadLanes($0 + at, lanes) } ?? Lanes()
                 if cot.expectedDepth {
@@ -191,18 +203,20 @@ extension Splat {
                     tr.replace(with: tr * ra, where: m)
                     let fac = (e.alpha * tr).replacing(with: 0, where: .!m)
 
-                    // Pₖ: the pixels' cotangent seen through this Gaussian.
+                    // Pₖ: the pixels' cotangent seen through this Gaussian (four independent sums,
+                    // so the FMAs do not wait on each other).
                     let f = inp.features + fo[p]
-                    var pk = Lanes(repeating: g[Candidate.depth]) * vD
+                    var p0 = Lanes(repeating: g[Candidate.depth]) * vD, p1 = Lanes(), p2 = Lanes(), p3 = Lanes()
                     var ch = 0
                     while ch + 4 <= c {
-                        pk = pk.addingProduct(Lanes(repeating: f[ch]), vOut[ch])
-                        pk = pk.addingProduct(Lanes(repeating: f[ch + 1]), vOut[ch + 1])
-                        pk = pk.addingProduct(Lanes(repeating: f[ch + 2]), vOut[ch + 2])
-                        pk = pk.addingProduct(Lanes(repeating: f[ch + 3]), vOut[ch + 3])
+                        p0 = p0.addingProduct(Lanes(repeating: f[ch]), vOut[ch])
+                        p1 = p1.addingProduct(Lanes(repeating: f[ch + 1]), vOut[ch + 1])
+                        p2 = p2.addingProduct(Lanes(repeating: f[ch + 2]), vOut[ch + 2])
+                        p3 = p3.addingProduct(Lanes(repeating: f[ch + 3]), vOut[ch + 3])
                         ch += 4
                     }
-                    while ch < c { pk = pk.addingProduct(Lanes(repeating: f[ch]), vOut[ch]); ch += 1 }
+                    while ch < c { p0 = p0.addingProduct(Lanes(repeating: f[ch]), vOut[ch]); ch += 1 }
+                    let pk = (p0 + p1) + (p2 + p3)
 
                     let vAlphaK = tr * pk - ra * (behind - behindBackground)
                     behind = behind.addingProduct(fac, pk)
@@ -213,6 +227,13 @@ extension Splat {
                     let dx = e.dx, dy = e.dy
                     let a = 2 * g[Candidate.halfA], b = g[Candidate.conicB], cc = 2 * g[Candidate.halfC]
                     let acc = lg + LaneGrad.stride * p
+                    if touched[p] == 0 {
+                        touched[p] = 1
+                        touchedList[touchedCount] = Int32(truncatingIfNeeded: p)
+                        touchedCount &+= 1
+                        acc.initialize(repeating: Lanes(), count: LaneGrad.stride)
+                        (fg + p * c).initialize(repeating: 0, count: c)
+                    }
                     let sdx = vSigma * dx
                     acc[LaneGrad.conicA] = acc[LaneGrad.conicA].addingProduct(0.5 * sdx, dx)
                     acc[LaneGrad.conicB] = acc[LaneGrad.conicB].addingProduct(sdx, Lanes(repeating: dy))
@@ -264,19 +285,14 @@ extension Splat {
         // Flush the tile's sums into this worker's buffer.
         let rowStride = c + GradRow.features
         let grad = s.gradients.pointer
-        for p in 0..<n {
-            let id = Int(inp.tileList[start + p])
-            let r = grad + id * rowStride
+        for k in 0..<touchedCount {
+            let p = Int(touchedList[k])
+            let r = UnsafeMutableRawPointer(grad + Int(inp.tileList[start + p]) * rowStride)
             let acc = lg + LaneGrad.stride * p
-            r[GradRow.meanX] += acc[LaneGrad.meanX].sum()
-            r[GradRow.meanY] += acc[LaneGrad.meanY].sum()
-            r[GradRow.conicA] += acc[LaneGrad.conicA].sum()
-            r[GradRow.conicB] += acc[LaneGrad.conicB].sum()
-            r[GradRow.conicC] += acc[LaneGrad.conicC].sum()
-            r[GradRow.opacity] += acc[LaneGrad.opacity].sum()
-            r[GradRow.depth] += acc[LaneGrad.depth].sum()
-            let f = fg + p * c
-            for ch in 0..<c { r[GradRow.features + ch] += f[ch] }
+            let sums = laneSums(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7])
+            r.storeBytes(of: r.loadUnaligned(as: Lanes.self) + sums, as: Lanes.self)
+            let f = fg + p * c, dst = grad + (Int(inp.tileList[start + p]) * rowStride + GradRow.features)
+            for ch in 0..<c { dst[ch] += f[ch] }
         }
     }
 }
