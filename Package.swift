@@ -5,7 +5,7 @@ import PackageDescription
 // Swift modules import them privately so no C type reaches public API.
 let package = Package(
     name: "pgflow",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "pgflow", targets: ["pgflow"]),
         .library(name: "PGFlow", targets: ["PGFlow"]),

@@ -1,0 +1,148 @@
+import Foundation
+import Synchronization
+
+/// Runs a validated graph: works out every node's cache key up front, reuses what the cache
+/// holds, and evaluates only what is missing, node by node in dependency order, frames in
+/// parallel. Per-frame values go through the disk cache rather than memory, so a long clip is
+/// streamed, not held.
+public final class Engine: Sendable {
+    public let graph: Graph
+    public let catalog: Catalog
+    public let store: CacheStore
+    let files: FileDigest
+    let operators: [String: any Operator.Type]
+    let options: RunOptions
+    let emit: @Sendable (RunEvent) -> Void
+    let cancelled: @Sendable () -> Bool
+    /// Node id → recipe, for every node of the graph.
+    let recipes: [String: Recipe]
+    let order: [String]
+    /// Recipes of the previous run of this graph with this cache, for `--explain`.
+    let previous: [String: Recipe]
+    let state = Mutex(EngineState())
+
+    struct EngineState {
+        var statics: [String: [String: Value]] = [:]
+        var frameCounts: [String: Int] = [:]
+        var instances: [String: any Operator] = [:]
+        var summary = RunSummary()
+    }
+
+    public init(graph: Graph, catalog: Catalog, operators: [any Operator.Type], cacheDirectory: URL,
+                options: RunOptions = RunOptions(),
+                events: @escaping @Sendable (RunEvent) -> Void = { _ in },
+                cancelled: @escaping @Sendable () -> Bool = { false }) throws {
+        self.graph = graph
+        self.catalog = catalog
+        self.operators = Dictionary(operators.map { ($0.type, $0) }, uniquingKeysWith: { a, _ in a })
+        self.options = options
+        self.emit = events
+        self.cancelled = cancelled
+        self.store = try CacheStore(directory: cacheDirectory, onWarning: { events(.warning($0)) })
+        self.files = store.fileDigests
+        guard let order = graph.topologicalOrder() else { throw RunError("the graph has a cycle") }
+        self.order = order
+        self.recipes = try Engine.makeRecipes(graph, catalog, self.operators, order, files)
+        self.previous = RunRecord.load(cacheDirectory, graph: graph)
+    }
+
+    /// Completed params (defaults filled in) of a node, as the operator sees them.
+    static func params(_ node: GraphNode, _ spec: NodeSpec, _ base: URL) -> Params {
+        var values: [String: JSON] = [:]
+        for p in spec.params {
+            if let v = node.param(p.name), v != .null { values[p.name] = v }
+            else if let d = p.defaultValue { values[p.name] = d }
+        }
+        return Params(values, baseDirectory: base)
+    }
+
+    private static func makeRecipes(_ graph: Graph, _ catalog: Catalog, _ operators: [String: any Operator.Type],
+                                    _ order: [String], _ files: FileDigest) throws -> [String: Recipe] {
+        var recipes: [String: Recipe] = [:]
+        var missing: [Diagnostic] = []
+        for id in order {
+            let node = graph.node(id)!
+            guard let spec = catalog[node.type] else { throw RunError("unknown node type \(node.type)") }
+            guard let op = operators[node.type] else {
+                throw RunError(node: id, type: node.type, "this build of pgflow has no implementation of \(node.type)")
+            }
+            let params = params(node, spec, graph.directory)
+            var canon: [String: String] = [:]
+            var digests: [String: String] = [:]
+            for p in spec.params {
+                guard let v = params[p.name] else { continue }
+                if p.kind == .path, let path = v.string {
+                    // Content, not name, decides reuse: a moved file with the same bytes stays cached.
+                    canon[p.name] = "<file>"
+                    let url = Params.resolve(path, against: graph.directory)
+                    do { digests[p.name] = try files.sha256(of: url) } catch {
+                        let at = "\(node.path).params.\(p.name)"
+                        missing.append(Diagnostic(file: graph.document.file, path: at, location: graph.document.location(at),
+                                                  message: "node \"\(id)\" (\(node.type)): cannot read \(url.path): \(Engine.reason(error))"))
+                    }
+                } else {
+                    canon[p.name] = v.canonical
+                }
+            }
+            var inputs: [String: String] = [:]
+            for (port, src) in node.inputs {
+                inputs[port] = "\(src)@\(recipes[src.node]?.key ?? "?")"
+            }
+            recipes[id] = Recipe(type: node.type, version: op.version, params: canon, files: digests, inputs: inputs)
+        }
+        if !missing.isEmpty { throw ValidationError(missing) }
+        return recipes
+    }
+
+    static func reason(_ error: Error) -> String {
+        if let e = error as? CocoaError, e.code == .fileReadNoSuchFile || e.code == .fileNoSuchFile { return "no such file" }
+        if let e = error as? POSIXError, e.code == .ENOENT { return "no such file" }
+        return "\(error)"
+    }
+
+    func spec(_ id: String) -> NodeSpec { catalog[graph.node(id)!.type]! }
+    func role(_ id: String) -> NodeRole { spec(id).role }
+    public func recipe(_ id: String) -> Recipe? { recipes[id] }
+
+    /// Runs the stages (or the requested targets) and returns what happened.
+    @discardableResult
+    public func run() throws -> RunSummary {
+        var plan: [(String, [Target])] = []
+        if let until = options.until {
+            plan = [("until \(until)", [.node(until)])]
+        } else if let targets = options.targets {
+            plan = [("targets", targets)]
+        } else {
+            for stage in graph.stages {
+                switch stage.kind {
+                case .run(let targets): plan.append((stage.name, targets))
+                case .optimize:
+                    throw RunError("stage \"\(stage.name)\" is an optimize stage; this build runs only `run` stages and outputs")
+                }
+            }
+            if !graph.outputs.isEmpty { plan.append(("outputs", graph.outputs)) }
+        }
+        defer { RunRecord.save(store.directory, graph: graph, recipes: recipes) }
+        for (i, (name, targets)) in plan.enumerated() {
+            if plan.count > 1 || !graph.stages.isEmpty { emit(.stage(name: name, index: i, count: plan.count)) }
+            try materialize(targets)
+            for t in targets {
+                if let v = try targetValue(t) {
+                    state.withLock { $0.summary.outputs.append((t.description, v)) }
+                }
+            }
+        }
+        return state.withLock { $0.summary }
+    }
+
+    /// A static target's value after the run (per-frame targets live in the cache by frame).
+    func targetValue(_ t: Target) throws -> Value? {
+        let r = role(t.node)
+        guard r == .staticNode || r == .sink else { return nil }
+        guard let outs = try staticOutputs(t.node) else { return nil }
+        switch t {
+        case .node: return outs.count == 1 ? outs.first!.value : .record(outs)
+        case .port(let p): return outs[p.port]
+        }
+    }
+}
