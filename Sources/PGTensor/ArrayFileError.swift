@@ -55,14 +55,13 @@ public struct ArrayFileError: Error, CustomStringConvertible, Sendable, Equatabl
     }
 
     public var description: String {
-        var what: String
+        let what: String
         switch (member, file) {
         case let (m?, f?): what = "member '\(m)' of \(f)"
         case let (m?, nil): what = "archive member '\(m)'"
         case let (nil, f?): what = f
         case (nil, nil): what = "in-memory array data"
         }
-        if what.isEmpty { what = "array data" }
         return "Cannot use \(what): \(detail)."
     }
 }

@@ -37,8 +37,7 @@ struct DataSink: ByteSink {
 /// Sorting record keys makes the encoding canonical: equal values give equal bytes, which is
 /// what lets a value's hash stand for its content.
 public enum ValueCodec {
-    /// Bumped when the layout changes; stored in cache entries so old ones read as misses.
-    public static let formatVersion: UInt32 = 1
+    // A layout change must bump `CacheStore.formatVersion`, so old entries read as misses.
 
     enum Tag: UInt8 { case tensor = 1, number, string, list, record }
 
