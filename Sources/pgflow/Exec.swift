@@ -47,7 +47,7 @@ struct Exec: ParsableCommand {
                 throw ExitMessage(code: 2, "--force \(f): the graph has no node \"\(f)\"")
             }
             let cacheDir = cacheDirectory.map { URL(fileURLWithPath: $0) } ?? defaultCacheDirectory(for: graph.file)
-            let display: ProgressDisplay = json ? JSONEvents() : (isatty(2) == 1 ? LiveDisplay() : LogLines())
+            let display: any ProgressDisplay = json ? JSONEvents() : (isatty(2) == 1 ? LiveDisplay() as any ProgressDisplay : LogLines())
             let interrupt = Interrupt.install()
             let engine = try Engine(graph: graph, catalog: catalog, operators: Registry.operators,
                                     cacheDirectory: cacheDir,

@@ -129,7 +129,7 @@ final class JSONEvents: ProgressDisplay {
         }
         add("time", .double((Date().timeIntervalSince(start) * 1000).rounded() / 1000))
         let line = JSON.object(fields.map { (key: $0.0, value: $0.1) }).canonicalInOrder + "\n"
-        lock.withLock { FileHandle.standardOutput.write(Data(line.utf8)) }
+        lock.withLock { _ in FileHandle.standardOutput.write(Data(line.utf8)) }
     }
     func finish() {}
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 extension Engine {
     /// Makes every target available in the cache, running only what is missing.
@@ -85,8 +86,9 @@ extension Engine {
             state.withLock { $0.summary.ran[id] = reason }
         }
 
+        let plan = runFrames
         try runInDependencyOrder(toRun) { id in
-            try self.execute(id, frames: runFrames[id], all: all)
+            try self.execute(id, frames: plan[id], all: all)
         }
     }
 

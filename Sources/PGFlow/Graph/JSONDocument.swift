@@ -71,9 +71,11 @@ public struct JSONDocument: Sendable {
                 message = "unexpected end of file: the JSON is incomplete"
             } else {
                 message = "invalid JSON: " + String(cString: json_tokener_error_desc(err))
+                    + (end < bytes.count && bytes[end] >= 0x20 && bytes[end] < 0x7F
+                       ? " (found '\(Character(UnicodeScalar(bytes[end])))')" : "")
             }
-            // json-c stops one past the offending byte on most errors.
-            let at = err == json_tokener_continue ? bytes.count : max(0, end - 1)
+            // json-c's parse end is the offending byte itself.
+            let at = err == json_tokener_continue ? bytes.count : end
             throw ValidationError([Diagnostic(file: file, path: "",
                                               location: SourceLocation.of(offset: at, in: bytes),
                                               message: message)])
