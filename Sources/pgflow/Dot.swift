@@ -69,6 +69,6 @@ struct Dot: ParsableCommand {
             try? FileManager.default.removeItem(at: tmp)
             throw ExitMessage(code: 1, "Graphviz's dot failed: \(message)")
         }
-        _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp)
+        guard rename(tmp.path, url.path) == 0 else { throw ExitMessage(code: 1, "cannot write \(url.path)") }
     }
 }

@@ -42,9 +42,23 @@ final class LogLines: ProgressDisplay {
         case .failed(let node, _, let frame, let message):
             stderr("\(t) \(node): FAILED\(frame.map { " at frame \($0)" } ?? ""): \(message)\n")
         case .warning(let message): stderr("\(t) warning: \(message)\n")
+        case .training(let stage, let step, let steps, let losses):
+            let now = Date()
+            let show = step == steps || step == 1 || lastProgress.withLock { last -> Bool in
+                if let l = last["stage:" + stage], now.timeIntervalSince(l) < 2 { return false }
+                last["stage:" + stage] = now
+                return true
+            }
+            if show { stderr("\(t) \(stage): step \(step)/\(steps)  \(lossText(losses))\n") }
+        case .trainingCached(let stage, let step, let steps):
+            stderr("\(t) \(stage): " + (step >= steps ? "cached (\(steps) steps)" : "resuming from the checkpoint at step \(step)/\(steps)") + "\n")
         }
     }
     func finish() {}
+}
+
+func lossText(_ losses: [(name: String, value: Double)]) -> String {
+    losses.prefix(6).map { String(format: "%@ %.5g", $0.name, $0.value) }.joined(separator: "  ")
 }
 
 /// A terminal: finished nodes scroll by; each running node keeps one live line with its
@@ -97,6 +111,23 @@ final class LiveDisplay: ProgressDisplay {
                 s.lines.removeAll { $0.node == node }
                 redraw(&s, above: "  ✗ \(node) (\(type)) failed\(frame.map { " at frame \($0)" } ?? ""): \(message)\n")
             case .warning(let message): redraw(&s, above: "  ! warning: \(message)\n")
+            case .training(let stage, let step, let steps, let losses):
+                let id = "stage:" + stage
+                if let i = s.lines.firstIndex(where: { $0.node == id }) {
+                    s.lines[i].done = step
+                    s.lines[i].type = lossText(losses)
+                } else {
+                    s.lines.append(Line(node: id, type: lossText(losses), done: step, total: steps))
+                }
+                if step == steps {
+                    let started = s.lines.first { $0.node == id }?.started ?? Date()
+                    s.lines.removeAll { $0.node == id }
+                    redraw(&s, above: "  ✓ \(stage): \(steps) steps in \(duration(Date().timeIntervalSince(started)))  \(lossText(losses))\n")
+                } else {
+                    redraw(&s)
+                }
+            case .trainingCached(let stage, let step, let steps):
+                redraw(&s, above: step >= steps ? "  · \(stage) cached (\(steps) steps)\n" : "  ↻ \(stage) resumes at step \(step)/\(steps)\n")
             }
         }
     }
@@ -126,6 +157,11 @@ final class JSONEvents: ProgressDisplay {
             add("event", .string("failed")); add("node", .string(node)); add("type", .string(type))
             add("frame", frame.map { .int(Int64($0)) } ?? .null); add("message", .string(message))
         case .warning(let message): add("event", .string("warning")); add("message", .string(message))
+        case .training(let stage, let step, let steps, let losses):
+            add("event", .string("loss")); add("stage", .string(stage)); add("step", .int(Int64(step))); add("steps", .int(Int64(steps)))
+            add("losses", .object(losses.map { (key: $0.name, value: $0.value.isFinite ? .double($0.value) : .null) }))
+        case .trainingCached(let stage, let step, let steps):
+            add("event", .string(step >= steps ? "stage-cached" : "resumed")); add("stage", .string(stage)); add("step", .int(Int64(step))); add("steps", .int(Int64(steps)))
         }
         add("time", .double((Date().timeIntervalSince(start) * 1000).rounded() / 1000))
         let line = JSON.object(fields.map { (key: $0.0, value: $0.1) }).canonicalInOrder + "\n"

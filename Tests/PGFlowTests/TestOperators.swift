@@ -75,7 +75,7 @@ struct Total: FrameSink {
     }
 }
 
-let testOperators: [any Operator.Type] = [Ramp.self, Scale.self, Constant.self, Total.self]
+let testOperators: [any Operator.Type] = [Ramp.self, Scale.self, Constant.self, Total.self] + differentiableTestOperators
 
 /// The catalog entries of the test operators, written as files so catalog loading is exercised.
 let testCatalogFiles: [String: String] = [
@@ -112,7 +112,7 @@ struct Sandbox {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("pgflow-test-\(UUID().uuidString)")
         let nodes = root.appendingPathComponent("Nodes")
         try FileManager.default.createDirectory(at: nodes, withIntermediateDirectories: true)
-        for (name, text) in testCatalogFiles {
+        for (name, text) in testCatalogFiles.merging(differentiableCatalogFiles, uniquingKeysWith: { a, _ in a }) {
             try Data(text.utf8).write(to: nodes.appendingPathComponent(name))
         }
         catalog = try Catalog.load(nodes)

@@ -1,4 +1,5 @@
 import Foundation
+import PGTensor
 import Synchronization
 
 extension Engine {
@@ -43,7 +44,7 @@ extension Engine {
         var loaded: [String: [String: Value]] = [:]
         for (port, src) in graph.node(id)!.inputs where spec(src.node).output(src.port)?.rate == .perFrame {
             if loaded[src.node] == nil {
-                guard let outs = store.load(recipes[src.node]!.entryKey(frame: t)) else {
+                guard let outs = store.load(entryKey(src.node, frame: t)) else {
                     throw RunError(node: id, type: graph.node(id)!.type, frame: t,
                                    "the value of \(src) for frame \(t) is not in the cache (was the cache cleared during the run?)")
                 }
@@ -51,7 +52,7 @@ extension Engine {
             }
             values[port] = loaded[src.node]![src.port]
         }
-        return Inputs(values)
+        return Inputs(values, parameters: statics.parameters)
     }
 
     /// Writes one result to the cache after checking the operator produced every declared output.
@@ -62,11 +63,24 @@ extension Engine {
             throw RunError(node: id, type: node.type, frame: frame, "produced no value for its output \"\(port.name)\"")
         }
         do {
-            try store.store(recipes[id]!.entryKey(frame: frame), outputs,
+            try store.store(entryKey(id, frame: frame), outputs,
                             info: EntryInfo(nodeID: id, nodeType: node.type, frame: frame, graph: graph.name))
         } catch {
             throw RunError(node: id, type: node.type, frame: frame, "cannot write its result to the cache: \(error)")
         }
+    }
+
+    /// A trainable node's current parameters: as last trained, else its seeded initial values.
+    func parameters(_ id: String, statics: Inputs) throws -> [String: Tensor] {
+        guard ingredients[id]!.trainable else { return [:] }
+        if let p = state.withLock({ $0.parameters[id] }) { return p }
+        let op = try instance(id) as! any Trainable
+        let p: [String: Tensor]
+        do { p = try op.initialParameters(statics, context: makeContext(id)) } catch {
+            throw RunError(node: id, type: graph.node(id)!.type, "initialising parameters: \(Engine.describe(error))")
+        }
+        state.withLock { $0.parameters[id] = p }
+        return p
     }
 
     static func describe(_ error: Error) -> String {
@@ -87,12 +101,15 @@ extension Engine {
         do {
             let op = try instance(id)
             let context = makeContext(id)
-            let statics = try staticInputs(id)
+            var gathered = try staticInputs(id)
+            gathered.parameters = try parameters(id, statics: gathered)
+            let statics = gathered
             switch role {
             case .staticNode:
                 let outs = try op.evaluate(statics, frame: nil, context: context)
                 try put(id, frame: nil, outs)
-                state.withLock { $0.statics[id] = outs }
+                let key = entryKey(id, frame: nil).hex
+                state.withLock { $0.statics[key] = outs }
 
             case .sink:
                 guard let sink = op as? any FrameSink else { throw RunError(node: id, type: node.type, "\(node.type) is not a frame sink") }
@@ -108,7 +125,8 @@ extension Engine {
                 let outs = try sink.consume(stream, inputs: statics, context: context)
                 failedFrame = nil
                 try put(id, frame: nil, outs)
-                state.withLock { $0.statics[id] = outs }
+                let key = entryKey(id, frame: nil).hex
+                state.withLock { $0.statics[key] = outs }
 
             case .source:
                 guard let source = op as? any FrameSource else { throw RunError(node: id, type: node.type, "\(node.type) is not a frame source") }

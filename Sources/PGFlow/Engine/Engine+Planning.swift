@@ -37,7 +37,7 @@ extension Engine {
         var fileReasons: [String: String] = [:]
         for id in nodes.reversed() {
             let forced = options.recomputeAll || options.force.contains(id)
-            let recipe = recipes[id]!
+            let recipe = self.recipe(id)!
             var ranFrames: Set<Int>?
             switch role(id) {
             case .staticNode, .sink:
@@ -70,6 +70,7 @@ extension Engine {
         }
 
         let toRun = nodes.filter { runStatic.contains($0) || runFrames[$0] != nil }
+        state.withLock { $0.touched.formUnion(nodes) }
         let running = Set(toRun)
         for id in nodes where !running.contains(id) {
             emit(.cached(node: id, type: graph.node(id)!.type))
@@ -79,7 +80,7 @@ extension Engine {
             let reason: String
             if options.recomputeAll { reason = "forced (--no-cache)" }
             else if options.force.contains(id) { reason = "forced (--force \(id))" }
-            else if let r = recipes[id]!.change(from: previous[id], rerunInputs: running) { reason = r }
+            else if let r = recipe(id)!.change(from: previous[id], rerunInputs: running) { reason = r }
             else if let r = fileReasons[id] { reason = r }
             else if let k = partial[id] { reason = "\(k) of \(all.count) frames not in the cache" }
             else { reason = "not in the cache" }
@@ -107,9 +108,10 @@ extension Engine {
 
     /// A static node's (or a source's static) outputs: from memory, else from the cache.
     func staticOutputs(_ id: String) throws -> [String: Value]? {
-        if let v = state.withLock({ $0.statics[id] }) { return v }
-        guard let v = store.load(recipes[id]!.entryKey(frame: nil)) else { return nil }
-        state.withLock { $0.statics[id] = v }
+        let key = entryKey(id, frame: nil)
+        if let v = state.withLock({ $0.statics[key.hex] }) { return v }
+        guard let v = store.load(key) else { return nil }
+        state.withLock { $0.statics[key.hex] = v }
         return v
     }
 
@@ -134,7 +136,8 @@ extension Engine {
             throw RunError(node: id, type: node.type, Engine.describe(error))
         }
         try put(id, frame: nil, outs)
-        state.withLock { $0.statics[id] = outs }
+        let key = entryKey(id, frame: nil).hex
+        state.withLock { $0.statics[key] = outs }
         return Int(outs[Engine.frameCountKey]!.number!)
     }
 

@@ -11,7 +11,7 @@ extension Engine {
         var frames: [String: Int] = [:]
         var out: [String: NodeStatus] = [:]
         for id in order {
-            let recipe = recipes[id]!
+            let recipe = self.recipe(id)!
             switch role(id) {
             case .staticNode, .sink:
                 out[id] = try staticMiss(id) == nil ? .cached : .willRun

@@ -1,4 +1,5 @@
 import Foundation
+import PGTensor
 import Synchronization
 
 /// Runs a validated graph: works out every node's cache key up front, reuses what the cache
@@ -14,8 +15,8 @@ public final class Engine: Sendable {
     let options: RunOptions
     let emit: @Sendable (RunEvent) -> Void
     let cancelled: @Sendable () -> Bool
-    /// Node id → recipe, for every node of the graph.
-    let recipes: [String: Recipe]
+    /// Node id → its params and file digests, worked out once (hashing files is not free).
+    let ingredients: [String: Ingredients]
     let order: [String]
     /// Recipes of the previous run of this graph with this cache, for `--explain`.
     let previous: [String: Recipe]
@@ -26,6 +27,22 @@ public final class Engine: Sendable {
         var frameCounts: [String: Int] = [:]
         var instances: [String: any Operator] = [:]
         var summary = RunSummary()
+        /// Node id → recipe under the current parameter states.
+        var recipes: [String: Recipe] = [:]
+        /// Trainable node id → key of the stage that last trained it ("init" before any).
+        var parameterStates: [String: String] = [:]
+        /// Trainable node id → its current parameter groups.
+        var parameters: [String: [String: Tensor]] = [:]
+        /// Nodes whose results this run produced or reused (their recipes go into the run record).
+        var touched = Set<String>()
+    }
+
+    struct Ingredients: Sendable {
+        var type: String
+        var version: Int
+        var params: [String: String]
+        var files: [String: String]
+        var trainable: Bool
     }
 
     public init(graph: Graph, catalog: Catalog, operators: [any Operator.Type], cacheDirectory: URL,
@@ -42,8 +59,10 @@ public final class Engine: Sendable {
         self.files = store.fileDigests
         guard let order = graph.topologicalOrder() else { throw RunError("the graph has a cycle") }
         self.order = order
-        self.recipes = try Engine.makeRecipes(graph, catalog, self.operators, order, files)
+        self.ingredients = try Engine.gatherIngredients(graph, catalog, self.operators, order, files)
         self.previous = RunRecord.load(cacheDirectory, graph: graph)
+        let recipes = Engine.recipes(graph, order, ingredients, states: [:])
+        state.withLock { $0.recipes = recipes }
     }
 
     /// Completed params (defaults filled in) of a node, as the operator sees them.
@@ -56,9 +75,9 @@ public final class Engine: Sendable {
         return Params(values, baseDirectory: base)
     }
 
-    private static func makeRecipes(_ graph: Graph, _ catalog: Catalog, _ operators: [String: any Operator.Type],
-                                    _ order: [String], _ files: FileDigest) throws -> [String: Recipe] {
-        var recipes: [String: Recipe] = [:]
+    private static func gatherIngredients(_ graph: Graph, _ catalog: Catalog, _ operators: [String: any Operator.Type],
+                                          _ order: [String], _ files: FileDigest) throws -> [String: Ingredients] {
+        var out: [String: Ingredients] = [:]
         var missing: [Diagnostic] = []
         for id in order {
             let node = graph.node(id)!
@@ -84,14 +103,35 @@ public final class Engine: Sendable {
                     canon[p.name] = v.canonical
                 }
             }
-            var inputs: [String: String] = [:]
-            for (port, src) in node.inputs {
-                inputs[port] = "\(src)@\(recipes[src.node]?.key ?? "?")"
-            }
-            recipes[id] = Recipe(type: node.type, version: op.version, params: canon, files: digests, inputs: inputs)
+            out[id] = Ingredients(type: node.type, version: op.version, params: canon, files: digests,
+                                  trainable: spec.trainable && op is any Trainable.Type)
         }
         if !missing.isEmpty { throw ValidationError(missing) }
+        return out
+    }
+
+    /// Recipes for every node; a trainable node's recipe folds in which stage trained it last,
+    /// so everything downstream of trained parameters is keyed by the parameter state.
+    static func recipes(_ graph: Graph, _ order: [String], _ ingredients: [String: Ingredients],
+                        states: [String: String]) -> [String: Recipe] {
+        var recipes: [String: Recipe] = [:]
+        for id in order {
+            let ing = ingredients[id]!
+            var inputs: [String: String] = [:]
+            for (port, src) in graph.node(id)!.inputs {
+                inputs[port] = "\(src)@\(recipes[src.node]?.key ?? "?")"
+            }
+            recipes[id] = Recipe(type: ing.type, version: ing.version, params: ing.params, files: ing.files,
+                                 inputs: inputs, state: ing.trainable ? (states[id] ?? "init") : "")
+        }
         return recipes
+    }
+
+    /// Recomputes recipes after an optimize stage changed parameter states.
+    func refreshRecipes() {
+        let states = state.withLock { $0.parameterStates }
+        let recipes = Engine.recipes(graph, order, ingredients, states: states)
+        state.withLock { st in st.recipes.merge(recipes) { _, new in new } }
     }
 
     static func reason(_ error: Error) -> String {
@@ -102,34 +142,45 @@ public final class Engine: Sendable {
 
     func spec(_ id: String) -> NodeSpec { catalog[graph.node(id)!.type]! }
     func role(_ id: String) -> NodeRole { spec(id).role }
-    public func recipe(_ id: String) -> Recipe? { recipes[id] }
+    public func recipe(_ id: String) -> Recipe? { state.withLock { $0.recipes[id] } }
+    func entryKey(_ id: String, frame: Int?) -> CacheKey { recipe(id)!.entryKey(frame: frame) }
 
     /// Runs the stages (or the requested targets) and returns what happened.
     @discardableResult
     public func run() throws -> RunSummary {
-        var plan: [(String, [Target])] = []
+        enum Step { case run(String, [Target]); case optimize(Stage, OptimizeSettings) }
+        var plan: [Step] = []
         if let until = options.until {
-            plan = [("until \(until)", [.node(until)])]
+            plan = [.run("until \(until)", [.node(until)])]
         } else if let targets = options.targets {
-            plan = [("targets", targets)]
+            plan = [.run("targets", targets)]
         } else {
             for stage in graph.stages {
                 switch stage.kind {
-                case .run(let targets): plan.append((stage.name, targets))
-                case .optimize:
-                    throw RunError("stage \"\(stage.name)\" is an optimize stage; this build runs only `run` stages and outputs")
+                case .run(let targets): plan.append(.run(stage.name, targets))
+                case .optimize(let o): plan.append(.optimize(stage, o))
                 }
             }
-            if !graph.outputs.isEmpty { plan.append(("outputs", graph.outputs)) }
+            if !graph.outputs.isEmpty { plan.append(.run("outputs", graph.outputs)) }
         }
-        defer { RunRecord.save(store.directory, graph: graph, recipes: recipes) }
-        for (i, (name, targets)) in plan.enumerated() {
-            if plan.count > 1 || !graph.stages.isEmpty { emit(.stage(name: name, index: i, count: plan.count)) }
-            try materialize(targets)
-            for t in targets {
-                if let v = try targetValue(t) {
-                    state.withLock { $0.summary.outputs.append((t.description, v)) }
+        defer {
+            let (recipes, touched) = state.withLock { ($0.recipes, $0.touched) }
+            RunRecord.save(store.directory, graph: graph, recipes: recipes.filter { touched.contains($0.key) })
+        }
+        var stageKey = ""
+        for (i, step) in plan.enumerated() {
+            switch step {
+            case .run(let name, let targets):
+                if plan.count > 1 || !graph.stages.isEmpty { emit(.stage(name: name, index: i, count: plan.count)) }
+                try materialize(targets)
+                for t in targets {
+                    if let v = try targetValue(t) {
+                        state.withLock { $0.summary.outputs.append((t.description, v)) }
+                    }
                 }
+            case .optimize(let stage, let o):
+                emit(.stage(name: stage.name, index: i, count: plan.count))
+                stageKey = try optimize(stage, o, after: stageKey)
             }
         }
         return state.withLock { $0.summary }

@@ -10,6 +10,10 @@ public enum RunEvent: Sendable {
     case finished(node: String, type: String, seconds: Double, frames: Int?)
     case failed(node: String, type: String, frame: Int?, message: String)
     case warning(String)
+    /// One optimizer step of an optimize stage: the batch-mean of every loss term.
+    case training(stage: String, step: Int, steps: Int, losses: [(name: String, value: Double)])
+    /// An optimize stage's result was reused (or resumed from a checkpoint at `step`).
+    case trainingCached(stage: String, step: Int, steps: Int)
 }
 
 /// A node failed while running. Results finished before it stay in the cache.

@@ -11,14 +11,19 @@ public struct RunOptions: Sendable {
     public var force: Set<String>
     /// Worker threads for nodes and frames.
     public var threads: Int
+    /// Tests only: stop dead after this many optimizer steps in this process, without writing
+    /// anything more — what `kill -9` does — so resuming from checkpoints can be checked.
+    public var abortAfterSteps: Int?
 
     public init(targets: [Target]? = nil, until: String? = nil, recomputeAll: Bool = false,
-                force: Set<String> = [], threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+                force: Set<String> = [], threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                abortAfterSteps: Int? = nil) {
         self.targets = targets
         self.until = until
         self.recomputeAll = recomputeAll
         self.force = force
         self.threads = max(1, threads)
+        self.abortAfterSteps = abortAfterSteps
     }
 }
 
@@ -30,4 +35,18 @@ public struct RunSummary: Sendable {
     /// Static target values (e.g. an Encoder's File record), by target text.
     public var outputs: [(target: String, value: Value)] = []
     public var frameCount: Int?
+    /// Optimize stage name → per-step loss history.
+    public var histories: [String: LossHistory] = [:]
+}
+
+/// Per-step values of every loss term of one optimize stage.
+public struct LossHistory: Sendable, Equatable {
+    public var names: [String] = []
+    public var rows: [[Double]] = []
+    public init(names: [String] = [], rows: [[Double]] = []) { self.names = names; self.rows = rows }
+
+    public var csv: String {
+        (["step"] + names).joined(separator: ",") + "\n"
+            + rows.enumerated().map { i, r in ([String(i + 1)] + r.map { String($0) }).joined(separator: ",") }.joined(separator: "\n") + "\n"
+    }
 }

@@ -24,9 +24,10 @@ enum RunRecord {
         guard let data = try? JSONEncoder().encode(merged) else { return }
         try? FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
         let tmp = target.deletingLastPathComponent().appendingPathComponent(".\(UUID().uuidString).tmp")
+        // rename(2) replaces atomically whether or not the target exists.
         do {
             try data.write(to: tmp)
-            _ = try FileManager.default.replaceItemAt(target, withItemAt: tmp)
+            if rename(tmp.path, target.path) != 0 { try? FileManager.default.removeItem(at: tmp) }
         } catch {
             try? FileManager.default.removeItem(at: tmp)
         }

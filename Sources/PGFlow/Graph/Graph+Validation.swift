@@ -84,6 +84,9 @@ extension Graph {
                 if targets.isEmpty { problem("\(s.path).run", "stage \"\(s.name)\" runs nothing") }
                 for (i, t) in targets.enumerated() { checkTarget(t, "\(s.path).run[\(i)]") }
             case .optimize(let o):
+                for (suffix, message) in TrainingSettings.read(o).1 {
+                    problem("\(s.path).optimize.\(suffix)", "stage \"\(s.name)\": \(message)")
+                }
                 checkTarget(.port(o.loss), "\(s.path).optimize.loss")
                 for (i, id) in o.train.enumerated() {
                     if let n = node(id) {
