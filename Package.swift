@@ -38,7 +38,7 @@ let package = Package(
         ]),
         .target(name: "PGNodes", dependencies: ["PGFlow", "PGTensor", "PGKernels", "PGMedia"]),
         .executableTarget(name: "pgflow", dependencies: [
-            "PGNodes", "PGFlow",
+            "PGNodes", "PGFlow", "PGTensor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmarks that print tables (release build): `swift run -c release pgbench splat`.
@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "PGFlowTests", dependencies: ["PGFlow", "PGTensor"]),
         .testTarget(name: "PGNodesTests", dependencies: ["PGNodes", "PGFlow", "PGTensor", "PGKernels", "PGMedia"]),
         .testTarget(name: "GraphsTests", dependencies: ["PGNodes", "PGFlow"]),
-        .testTarget(name: "CLITests", dependencies: [], resources: []),
+        .testTarget(name: "CLITests", dependencies: ["PGMedia", "PGTensor"]),
     ],
     swiftLanguageModes: [.v6]
 )
