@@ -33,6 +33,13 @@ extension MediaError {
             return MediaError(.codecUnavailable, path: path,
                               "Cannot read '\(path)': this FFmpeg build has no decoder for \(detail ?? "its video codec")",
                               cause: cause)
+        case (.open, pg_averror(EIO)):
+            // Demuxers report a header cut short as an I/O error.
+            return MediaError(.truncated, path: path,
+                              "Cannot read '\(path)': reading failed inside its header; the file is truncated or unreadable",
+                              cause: cause)
+        case (.open, pg_averror_eof()):
+            return .noFrames(path, "it ends before its first video frame; the file is empty or truncated")
         case (.decode, pg_averror_invaliddata()):
             return MediaError(.corrupt, path: path,
                               "Cannot read '\(path)': the video data is corrupt\(detail.map { " at \($0)" } ?? "")",

@@ -25,15 +25,34 @@ final class FFmpegDecoder {
         format = fmt
         do {
             try ffCheck(avformat_find_stream_info(fmt, nil), path, .open)
+            if fmt!.pointee.nb_streams == 0 {
+                // What FFmpeg makes of a video with no frames, and of a file cut inside its header.
+                throw MediaError.noFrames(path, "it contains no video frames (FFmpeg finds no streams in it; "
+                                          + "the file may be truncated)")
+            }
             var decoder: UnsafePointer<AVCodec>?
             let index = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &decoder, 0)
-            if index == pg_averror_stream_not_found() {
-                throw MediaError(.noVideoStream, path: path, "Cannot read '\(path)': it has no video stream")
+            if index < 0 {
+                let streams = (0..<Int(fmt!.pointee.nb_streams)).map { fmt!.pointee.streams[$0]!.pointee.codecpar.pointee }
+                let video = streams.first { $0.codec_type == AVMEDIA_TYPE_VIDEO }
+                if let video, video.codec_id != AV_CODEC_ID_NONE, index == pg_averror_decoder_not_found() {
+                    throw MediaError.ffmpeg(index, path: path, stage: .openCodec,
+                                            detail: String(cString: avcodec_get_name(video.codec_id)))
+                }
+                if video != nil || streams.contains(where: { $0.codec_type == AVMEDIA_TYPE_DATA
+                                                             || $0.codec_type == AVMEDIA_TYPE_UNKNOWN }) {
+                    // A track FFmpeg could not finish setting up, as in a file cut inside its header.
+                    throw MediaError(.truncated, path: path, "Cannot read '\(path)': its video stream is incomplete; "
+                                     + "the file is truncated or damaged")
+                }
+                if index == pg_averror_stream_not_found() {
+                    throw MediaError(.noVideoStream, path: path, "Cannot read '\(path)': it has no video stream")
+                }
+                try ffCheck(index, path, .open)
             }
             let stream = fmt!.pointee.streams[Int(index)]!
             let par = stream.pointee.codecpar!
             let codecName = String(cString: avcodec_get_name(par.pointee.codec_id))
-            try ffCheck(index, path, .openCodec, detail: codecName)
             streamIndex = index
             guard let decoder else { throw MediaError.ffmpeg(pg_averror_decoder_not_found(), path: path, stage: .openCodec, detail: codecName) }
             // Only the video stream is read; audio and subtitle packets are dropped by the demuxer.

@@ -158,7 +158,9 @@ extension MediaError {
         if lower.contains("is a directory") {
             return MediaError(.notMedia, path: path, "Cannot read '\(path)': it is a folder, not a PNG file", cause: cause)
         }
-        if lower.contains("not a png") || lower.contains("signature") {
+        let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        let head = FileHandle(forReadingAtPath: path).map { h in defer { try? h.close() }; return [UInt8](h.readData(ofLength: 8)) }
+        if lower.contains("not a png") || lower.contains("signature") || (head.map { $0 != signature } ?? false) {
             return MediaError(.notMedia, path: path, "Cannot read '\(path)': it is not a PNG file", cause: cause)
         }
         if lower.contains("read error") || lower.contains("end of") || lower.contains("too short")

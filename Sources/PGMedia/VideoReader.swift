@@ -71,17 +71,20 @@ public final class VideoReader {
     /// header promises throws a `.truncated` error instead of returning nil early.
     public func next() throws -> VideoFrame? {
         guard position < info.frameCount else { return nil }
+        let index = position
         let converted: (rgb: Tensor, alpha: Tensor)
         switch backend {
         case .video(let decoder):
             try decodeOrThrow(decoder)
+            position += 1
             converted = try converter.convert(decoder.frame!, pixelAspect: info.pixelAspect)
         case .images(let seq):
-            let f = try seq.packedFrame(position)
+            // Each file stands alone: a bad one is consumed, so the caller may go on to the next.
+            position += 1
+            let f = try seq.packedFrame(index)
             converted = try converter.convert(packed: f.samples, channels: f.channels, width: f.width, height: f.height)
         }
-        defer { position += 1 }
-        return VideoFrame(index: position, rgb: converted.rgb, alpha: converted.alpha)
+        return VideoFrame(index: index, rgb: converted.rgb, alpha: converted.alpha)
     }
 
     /// Advances past one frame without converting it; false after the last frame.
