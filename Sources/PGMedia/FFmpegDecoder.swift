@@ -12,6 +12,9 @@ final class FFmpegDecoder {
     private(set) var frame: UnsafeMutablePointer<AVFrame>?
     private var streamIndex: Int32 = -1
     private var draining = false
+    /// Seconds per timestamp tick of the video stream, and the timestamp of its first frame.
+    private var secondsPerTick = 0.0
+    private var startTick: Int64?
     /// Why demuxing stopped early, kept to explain a truncated file.
     private(set) var readFailure: String?
 
@@ -63,6 +66,8 @@ final class FFmpegDecoder {
             try ffCheck(avcodec_parameters_to_context(codec, par), path, .openCodec, detail: codecName)
             codec!.pointee.thread_count = Int32(max(1, threads))
             codec!.pointee.pkt_timebase = stream.pointee.time_base
+            secondsPerTick = av_q2d(stream.pointee.time_base)
+            if stream.pointee.start_time != pg_av_nopts_value() { startTick = stream.pointee.start_time }
             try ffCheck(avcodec_open2(codec, decoder, nil), path, .openCodec, detail: codecName)
             packet = av_packet_alloc()
             frame = av_frame_alloc()
@@ -131,6 +136,15 @@ final class FFmpegDecoder {
                 throw MediaError.ffmpeg(s, path: path, stage: .decode)
             }
         }
+    }
+
+    /// Presentation time of the frame just decoded, in seconds from the stream's start; nil when
+    /// the stream carries no timestamps.
+    func frameTime() -> Double? {
+        let ts = frame!.pointee.best_effort_timestamp
+        guard ts != pg_av_nopts_value() else { return nil }
+        if startTick == nil { startTick = ts }
+        return Double(ts - startTick!) * secondsPerTick
     }
 
     private static func rate(_ r: AVRational) -> Double? {

@@ -21,7 +21,8 @@ final class FFmpegEncoder {
     private var headerWritten = false
 
     /// - Parameters:
-    ///   - encoderName: FFmpeg encoder, `libx264` or `mpeg4`.
+    ///   - encoderName: FFmpeg encoder: `libx264` or `mpeg4` (with pgflow's quality settings); tests
+    ///     also use others (libx265, libvpx-vp9, libaom-av1) at their defaults to make fixtures.
     init(filePath: String, displayPath: String, size: ImageSize, encoderName: String, settings: EncoderSettings) throws {
         _ = configureFFmpegLogging
         path = displayPath
@@ -63,7 +64,7 @@ final class FFmpegEncoder {
         if encoderName == "libx264" {
             av_opt_set(ctx.pointee.priv_data, "preset", settings.preset, 0)
             av_opt_set(ctx.pointee.priv_data, "crf", String(settings.crf), 0)
-        } else {
+        } else if encoderName == "mpeg4" {
             // MPEG-4 Part 2 has no CRF; a fixed quantiser is its constant-quality mode.
             ctx.pointee.flags |= AV_CODEC_FLAG_QSCALE
             ctx.pointee.global_quality = FF_QP2LAMBDA * Int32(max(2, min(31, settings.crf / 6)))

@@ -41,7 +41,9 @@ public enum PNGImage {
     }
 
     /// Writes `[C, H, W]` (C = 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA; values clamped to 0…1) as an
-    /// 8- or 16-bit PNG. Writes directly to `url`; callers wanting atomicity write to a temporary name.
+    /// 8- or 16-bit PNG. libpng tags 8-bit files sRGB and 16-bit files linear (gAMA 1.0); the samples
+    /// are the values either way, so `read` gives them back. Writes directly to `url`; callers
+    /// wanting atomicity write to a temporary name.
     public static func write(_ pixels: Tensor, to url: URL, bits: Int = 8) throws {
         let path = url.path
         guard pixels.rank == 3, (1...4).contains(pixels.shape[0]) else {

@@ -9,6 +9,9 @@ public struct VideoFrame: Sendable, Equatable {
     public var rgb: Tensor
     /// `[1, H, W]`: the source's alpha where it has one; otherwise 1 on the picture and 0 on pad bars.
     public var alpha: Tensor
+    /// Presentation time in seconds from the first frame: the stream's timestamp where it has one,
+    /// else `index / fps` (always so for PNG folders).
+    public var time: Double
 }
 
 /// Reads a video file (MP4, MOV, MKV, WebM, … with any codec this FFmpeg decodes) or a folder of
@@ -73,10 +76,12 @@ public final class VideoReader {
         guard position < info.frameCount else { return nil }
         let index = position
         let converted: (rgb: Tensor, alpha: Tensor)
+        var time = Double(index) / info.fps
         switch backend {
         case .video(let decoder):
             try decodeOrThrow(decoder)
             position += 1
+            time = decoder.frameTime() ?? time
             converted = try converter.convert(decoder.frame!, pixelAspect: info.pixelAspect)
         case .images(let seq):
             // Each file stands alone: a bad one is consumed, so the caller may go on to the next.
@@ -84,7 +89,7 @@ public final class VideoReader {
             let f = try seq.packedFrame(index)
             converted = try converter.convert(packed: f.samples, channels: f.channels, width: f.width, height: f.height)
         }
-        return VideoFrame(index: index, rgb: converted.rgb, alpha: converted.alpha)
+        return VideoFrame(index: index, rgb: converted.rgb, alpha: converted.alpha, time: time)
     }
 
     /// Advances past one frame without converting it; false after the last frame.

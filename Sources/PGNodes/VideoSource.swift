@@ -108,7 +108,9 @@ public struct VideoSource: FrameSource {
         var previous = -1
         for (done, t) in frames.enumerated() {
             try context.checkCancelled()
-            precondition(t > previous, "VideoSource.produce needs ascending frame indices, got \(t) after \(previous)")
+            guard t > previous else {
+                throw OperatorError("VideoSource.produce needs ascending frame indices, got \(t) after \(previous)")
+            }
             previous = t
             guard t >= 0 && t < n else {
                 throw MediaError(.rangePastEnd, path: reader.info.path,

@@ -100,6 +100,25 @@ import Testing
         #expect(codes.isSubset(of: [.notMedia, .truncated, .noFrames, .corrupt]))
     }
 
+    /// Overwrite bytes inside the picture data: decoding either conceals the damage or stops with a
+    /// MediaError naming the file; it never crashes.
+    @Test func damagedBytes() throws {
+        let dir = TempFolder()
+        defer { dir.remove() }
+        let data = try Data(contentsOf: try clip(dir))
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<8 {
+            var bad = data
+            let from = data.count / 4 + round * data.count / 16
+            for i in from..<(from + 64) { bad[i] = UInt8.random(in: 0...255, using: &generator) }
+            let url = dir.file("bad.mp4")
+            try bad.write(to: url)
+            if let e = mediaError({ let r = try VideoReader(url); while try r.next() != nil {} }) {
+                #expect(e.description.hasPrefix("Cannot read '\(url.path)': "))
+            }
+        }
+    }
+
     @Test func zeroFrames() throws {
         let dir = TempFolder()
         defer { dir.remove() }

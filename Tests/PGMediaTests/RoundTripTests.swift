@@ -62,7 +62,10 @@ import Testing
         #expect(abs(info.fps - fps) < 1e-6)
         #expect(info.frameCount == 10)
         #expect(abs(info.duration - 10 / fps) < 1e-6)
-        #expect(try decodeAll(url).count == 10)
+        // Frame t is shown at t/fps (to the container's timestamp resolution).
+        let times = try decodeAll(url).map(\.time)
+        #expect(times.count == 10)
+        for (t, time) in times.enumerated() { #expect(abs(time - Double(t) / fps) < 1e-4, "frame \(t) at \(time) s") }
     }
 
     @Test(arguments: ["mov", "mkv"])
@@ -141,5 +144,30 @@ import Testing
         let rgba = Synthetic.frame(1, width: 32, height: 16, channels: 4)
         try encode([rgba], to: dir.file("rgba.mp4"))
         #expect(try VideoReader.probe(dir.file("rgba.mp4")).hasAlpha == false)
+    }
+
+    /// Other codecs and containers this FFmpeg decodes, made with its own encoders where present.
+    @Test(arguments: [("libx265", "mp4", "hevc"), ("libvpx-vp9", "webm", "vp9"), ("libaom-av1", "mkv", "av1"),
+                      ("mpeg4", "mov", "mpeg4")])
+    func decodesOtherCodecs(encoder: String, ext: String, codec: String) throws {
+        guard VideoWriter.hasEncoder(encoder) else { return }
+        let dir = TempFolder()
+        defer { dir.remove() }
+        let url = dir.file("clip.\(ext)")
+        let frames = Array(Self.frames.prefix(5))
+        let enc = try FFmpegEncoder(filePath: url.path, displayPath: url.path, size: ImageSize(width: 64, height: 48),
+                                    encoderName: encoder, settings: EncoderSettings(fps: 25, threads: 1))
+        for f in frames { try enc.encode(f) }
+        try enc.finish()
+        let reader = try VideoReader(url)
+        #expect(reader.info.codec == codec)
+        #expect(reader.info.frameCount == 5)
+        #expect(abs(reader.info.fps - 25) < 1e-6)
+        var i = 0
+        while let f = try reader.next() {
+            #expect(psnr(f.rgb, frames[i]) > 22)
+            i += 1
+        }
+        #expect(i == 5)
     }
 }
