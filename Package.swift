@@ -36,7 +36,10 @@ let package = Package(
             "PGTensor", "CJSONC",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .target(name: "PGNodes", dependencies: ["PGFlow", "PGTensor", "PGKernels", "PGMedia"]),
+        .target(name: "PGNodes", dependencies: [
+            "PGFlow", "PGTensor", "PGKernels", "PGMedia",
+            .product(name: "Crypto", package: "swift-crypto"),   // Encoder's File.sha256
+        ]),
         .executableTarget(name: "pgflow", dependencies: [
             "PGNodes", "PGFlow", "PGTensor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
