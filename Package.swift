@@ -13,7 +13,7 @@ let kernelSettings: [SwiftSetting] = []
 // Swift modules import them privately so no C type reaches public API.
 let package = Package(
     name: "pgflow",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "pgflow", targets: ["pgflow"]),
         .library(name: "PGFlow", targets: ["PGFlow"]),
@@ -44,9 +44,12 @@ let package = Package(
             "PGTensor", "CJSONC",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .target(name: "PGNodes", dependencies: ["PGFlow", "PGTensor", "PGKernels", "PGMedia"]),
+        .target(name: "PGNodes", dependencies: [
+            "PGFlow", "PGTensor", "PGKernels", "PGMedia",
+            .product(name: "Crypto", package: "swift-crypto"),   // Encoder's File.sha256
+        ]),
         .executableTarget(name: "pgflow", dependencies: [
-            "PGNodes", "PGFlow",
+            "PGNodes", "PGFlow", "PGTensor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmarks that print tables (release build): `swift run -c release pgbench splat`.
@@ -59,7 +62,7 @@ let package = Package(
         .testTarget(name: "PGFlowTests", dependencies: ["PGFlow", "PGTensor"]),
         .testTarget(name: "PGNodesTests", dependencies: ["PGNodes", "PGFlow", "PGTensor", "PGKernels", "PGMedia"]),
         .testTarget(name: "GraphsTests", dependencies: ["PGNodes", "PGFlow"]),
-        .testTarget(name: "CLITests", dependencies: [], resources: []),
+        .testTarget(name: "CLITests", dependencies: ["PGMedia", "PGTensor"]),
     ],
     swiftLanguageModes: [.v6]
 )

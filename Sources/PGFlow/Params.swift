@@ -65,7 +65,18 @@ public struct Params: Sendable {
 /// The values arriving on a node's input ports (for one frame, for a per-frame evaluation).
 public struct Inputs: Sendable {
     public var values: [String: Value]
-    public init(_ values: [String: Value]) { self.values = values }
+    /// A trainable node's parameter groups (`"features"`, `"weights"`, …) at their current values.
+    public var parameters: [String: Tensor]
+    public init(_ values: [String: Value], parameters: [String: Tensor] = [:]) {
+        self.values = values
+        self.parameters = parameters
+    }
+
+    /// A parameter group; a missing one means the node and its `initialParameters` disagree.
+    public func parameter(_ name: String) throws -> Tensor {
+        guard let t = parameters[name] else { throw OperatorError("parameter group '\(name)' is missing") }
+        return t
+    }
 
     public subscript(port: String) -> Value? { values[port] }
 

@@ -1,3 +1,2 @@
-import PGFlow
-import PGNodes
-print("pgflow")
+// The `pgflow` command: see `pgflow --help`.
+PGFlowCommand.main()

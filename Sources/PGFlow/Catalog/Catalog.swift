@@ -1,0 +1,126 @@
+import Foundation
+
+/// The node catalog: every node type's ports, params and doc, loaded from `Nodes/*.json`.
+public struct Catalog: Sendable {
+    public var specs: [String: NodeSpec]
+    public var directory: URL?
+
+    public init(specs: [NodeSpec], directory: URL? = nil) {
+        self.specs = Dictionary(specs.map { ($0.type, $0) }, uniquingKeysWith: { a, _ in a })
+        self.directory = directory
+    }
+
+    public subscript(type: String) -> NodeSpec? { specs[type] }
+    public var types: [String] { specs.keys.sorted() }
+
+    /// Where the catalog is when no `--nodes` is given: `$PGFLOW_NODES`, then `Nodes/` beside the
+    /// binary or in `../share/pgflow/`, then the nearest `Nodes/` above the binary (a source checkout).
+    public static func defaultDirectory(executable: URL, environment: [String: String]) -> URL? {
+        if let env = environment["PGFLOW_NODES"], !env.isEmpty { return URL(fileURLWithPath: env) }
+        let fm = FileManager.default
+        let bin = executable.resolvingSymlinksInPath().deletingLastPathComponent()
+        let candidates = [bin.appendingPathComponent("Nodes"),
+                          bin.appendingPathComponent("../share/pgflow/Nodes").standardizedFileURL]
+        for c in candidates where fm.fileExists(atPath: c.appendingPathComponent("README.md").path)
+            || (try? fm.contentsOfDirectory(atPath: c.path).contains { $0.hasSuffix(".json") }) == true {
+            return c
+        }
+        var dir = bin
+        while dir.path != "/" {
+            let c = dir.appendingPathComponent("Nodes")
+            if (try? fm.contentsOfDirectory(atPath: c.path).contains { $0.hasSuffix(".json") }) == true { return c }
+            dir = dir.deletingLastPathComponent()
+        }
+        return nil
+    }
+
+    /// Loads every `*.json` in `directory`; problems in any file are all reported together.
+    public static func load(_ directory: URL) throws -> Catalog {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: directory.path) else {
+            throw ValidationError([Diagnostic(file: directory.path, path: "", location: nil,
+                                              message: "node catalog folder not found (use --nodes DIR or PGFLOW_NODES)")])
+        }
+        var specs: [NodeSpec] = []
+        var problems: [Diagnostic] = []
+        for name in names.sorted() where name.hasSuffix(".json") {
+            let url = directory.appendingPathComponent(name)
+            do {
+                let doc = try JSONDocument.load(url)
+                var reader = SpecReader(doc: doc)
+                if let spec = reader.read() {
+                    if spec.type + ".json" != name {
+                        reader.problem("type", "the type \"\(spec.type)\" must match the file name \(name)")
+                    } else {
+                        specs.append(spec)
+                    }
+                }
+                problems += doc.duplicateKeys + reader.problems
+            } catch let e as ValidationError {
+                problems += e.diagnostics
+            }
+        }
+        if !problems.isEmpty { throw ValidationError(problems) }
+        return Catalog(specs: specs, directory: directory)
+    }
+}
+
+/// Reads one catalog file, collecting every problem with its JSON path.
+private struct SpecReader {
+    let doc: JSONDocument
+    var problems: [Diagnostic] = []
+
+    mutating func problem(_ path: String, _ message: String) {
+        problems.append(Diagnostic(file: doc.file, path: path, location: doc.location(path), message: message))
+    }
+
+    mutating func read() -> NodeSpec? {
+        guard let root = doc.root.objectMembers else { problem("", "a catalog entry must be a JSON object"); return nil }
+        for (k, _) in root where !["type", "doc", "inputs", "outputs", "params", "trainable"].contains(k) {
+            problem(k, "unknown key \"\(k)\" (expected type, doc, inputs, outputs, params, trainable)")
+        }
+        guard let type = doc.root["type"]?.string, !type.isEmpty else { problem("type", "missing \"type\""); return nil }
+        let inputs = ports("inputs", isInput: true)
+        let outputs = ports("outputs", isInput: false)
+        var params: [ParamSpec] = []
+        for (name, v) in doc.root["params"]?.objectMembers ?? [] {
+            if let p = param("params.\(name)", name, v) { params.append(p) }
+        }
+        return NodeSpec(type: type, doc: doc.root["doc"]?.string ?? "", inputs: inputs, outputs: outputs,
+                        params: params, trainable: doc.root["trainable"]?.bool ?? false, file: doc.file)
+    }
+
+    mutating func ports(_ key: String, isInput: Bool) -> [PortSpec] {
+        var out: [PortSpec] = []
+        for (name, v) in doc.root[key]?.objectMembers ?? [] {
+            let path = "\(key).\(name)"
+            guard let t = v["type"]?.string, let type = PortType(rawValue: t) else {
+                problem(path + ".type", "port type must be one of \(PortType.allCases.map(\.rawValue).joined(separator: ", "))")
+                continue
+            }
+            guard let r = v["rate"]?.string, let rate = Rate(rawValue: r) else {
+                problem(path + ".rate", "rate must be \"per-frame\" or \"static\"")
+                continue
+            }
+            out.append(PortSpec(name: name, type: type, rate: rate, optional: isInput && (v["optional"]?.bool ?? false),
+                                differentiable: v["differentiable"]?.bool ?? false, doc: v["doc"]?.string ?? ""))
+        }
+        return out
+    }
+
+    mutating func param(_ path: String, _ name: String, _ v: JSON) -> ParamSpec? {
+        guard let k = v["type"]?.string, let kind = ParamKind(rawValue: k) else {
+            problem(path + ".type", "param type must be one of \(ParamKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            return nil
+        }
+        let values = v["values"]?.array?.compactMap(\.string) ?? []
+        if kind == .enum && values.isEmpty { problem(path + ".values", "an enum param needs \"values\"") }
+        let spec = ParamSpec(name: name, kind: kind, defaultValue: v["default"], optional: v["optional"]?.bool ?? false,
+                             min: v["min"]?.double, max: v["max"]?.double, count: v["count"]?.int,
+                             values: values, doc: v["doc"]?.string ?? "")
+        if let d = spec.defaultValue, d != .null, let msg = ParamCheck.check(d, against: spec) {
+            problem(path + ".default", "default " + msg)
+        }
+        return spec
+    }
+}

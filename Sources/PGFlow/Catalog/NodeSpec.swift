@@ -1,0 +1,72 @@
+/// How often a port carries a value.
+public enum Rate: String, Sendable, Codable {
+    case perFrame = "per-frame"
+    case staticRate = "static"
+}
+
+/// The value types ports carry (see `Value` for their layouts).
+public enum PortType: String, Sendable, CaseIterable {
+    case image = "Image", camera = "Camera", gaussians = "Gaussians", tracking = "Tracking"
+    case mesh = "Mesh", boxes = "Boxes", scalar = "Scalar", file = "File", meta = "Meta", tensor = "Tensor"
+}
+
+public struct PortSpec: Sendable, Equatable {
+    public var name: String
+    public var type: PortType
+    public var rate: Rate
+    public var optional: Bool
+    public var differentiable: Bool
+    public var doc: String
+}
+
+public enum ParamKind: String, Sendable, CaseIterable {
+    case int, number, bool, string, `enum`, path, outpath, ints, numbers, json
+}
+
+public struct ParamSpec: Sendable, Equatable {
+    public var name: String
+    public var kind: ParamKind
+    public var defaultValue: JSON?
+    public var optional: Bool
+    public var min: Double?
+    public var max: Double?
+    public var count: Int?
+    public var values: [String]
+    public var doc: String
+
+    /// Required params have neither a default nor `"optional": true`.
+    public var required: Bool { defaultValue == nil && !optional }
+}
+
+/// How the scheduler calls a node, decided by its port rates (see `Operator`).
+public enum NodeRole: String, Sendable {
+    case staticNode = "static", map, source, sink
+}
+
+/// One entry of the node catalog (`Nodes/<Type>.json`).
+public struct NodeSpec: Sendable {
+    public var type: String
+    public var doc: String
+    public var inputs: [PortSpec]
+    public var outputs: [PortSpec]
+    public var params: [ParamSpec]
+    /// The node owns parameters an optimize stage can train.
+    public var trainable: Bool
+    public var file: String
+
+    public func input(_ name: String) -> PortSpec? { inputs.first { $0.name == name } }
+    public func output(_ name: String) -> PortSpec? { outputs.first { $0.name == name } }
+    public func param(_ name: String) -> ParamSpec? { params.first { $0.name == name } }
+
+    public var differentiable: Bool { inputs.contains { $0.differentiable } || outputs.contains { $0.differentiable } }
+
+    public var role: NodeRole {
+        let perFrameOut = outputs.contains { $0.rate == .perFrame }
+        let perFrameIn = inputs.contains { $0.rate == .perFrame }
+        switch (perFrameIn, perFrameOut) {
+        case (_, true): return perFrameIn ? .map : .source
+        case (true, false): return .sink
+        case (false, false): return .staticNode
+        }
+    }
+}

@@ -1,0 +1,51 @@
+/// Checks one param value against its spec; returns what is wrong, or nil.
+enum ParamCheck {
+    static func check(_ v: JSON, against spec: ParamSpec) -> String? {
+        func range(_ d: Double) -> String? {
+            if let lo = spec.min, d < lo { return "is \(fmt(d)), below the minimum \(fmt(lo))" }
+            if let hi = spec.max, d > hi { return "is \(fmt(d)), above the maximum \(fmt(hi))" }
+            return nil
+        }
+        switch spec.kind {
+        case .int:
+            guard let i = v.int else { return "should be an integer, got \(v.kindName) \(v.text)" }
+            return range(Double(i))
+        case .number:
+            guard let d = v.double else { return "should be a number, got \(v.kindName) \(v.text)" }
+            return range(d)
+        case .bool:
+            return v.bool == nil ? "should be true or false, got \(v.kindName) \(v.text)" : nil
+        case .string:
+            return v.string == nil ? "should be a string, got \(v.kindName) \(v.text)" : nil
+        case .path, .outpath:
+            guard let s = v.string else { return "should be a file path string, got \(v.kindName) \(v.text)" }
+            return s.isEmpty ? "should be a file path, got an empty string" : nil
+        case .enum:
+            guard let s = v.string, spec.values.contains(s) else {
+                return "should be one of \(spec.values.map { "\"\($0)\"" }.joined(separator: ", ")), got \(v.text)"
+            }
+            return nil
+        case .ints, .numbers:
+            let isInt = spec.kind == .ints
+            let elems: [JSON]
+            if let a = v.array { elems = a }
+            else if !isInt, v.double != nil { return range(v.double!) } // a single number for every element
+            else { return "should be an array of \(isInt ? "integers" : "numbers"), got \(v.kindName) \(v.text)" }
+            if let n = spec.count, elems.count != n {
+                return "should have \(n) element\(n == 1 ? "" : "s"), got \(elems.count)"
+            }
+            for (i, e) in elems.enumerated() {
+                if isInt, e.int == nil { return "element \(i) should be an integer, got \(e.text)" }
+                guard let d = e.double else { return "element \(i) should be a number, got \(e.text)" }
+                if let r = range(d) { return "element \(i) " + r }
+            }
+            return nil
+        case .json:
+            return nil
+        }
+    }
+
+    static func fmt(_ d: Double) -> String {
+        d.rounded() == d && abs(d) < 1e15 ? String(Int64(d)) : String(d)
+    }
+}

@@ -1,0 +1,203 @@
+import Foundation
+import Synchronization
+
+extension Engine {
+    /// Makes every target available in the cache, running only what is missing. An entry found
+    /// damaged while running is dropped by the cache; planning again recomputes it.
+    func materialize(_ targets: [Target]) throws {
+        var attempts = 0
+        while true {
+            do {
+                return try materializeOnce(targets)
+            } catch let stale as StaleEntry where attempts < 3 {
+                attempts += 1
+                emit(.warning("\(stale.node)\(stale.frame.map { " frame \($0)" } ?? ""): cached value unreadable; recomputing"))
+            }
+        }
+    }
+
+    private func materializeOnce(_ targets: [Target]) throws {
+        let needed = graph.ancestors(of: targets.map(\.node))
+        let nodes = order.filter(needed.contains)
+
+        // Sources say how long the clip is; everything per-frame follows them.
+        var frameCount: Int?
+        var counted: String?
+        for id in nodes where role(id) == .source {
+            let c = try self.frameCount(id)
+            if let n = frameCount, n != c, let first = counted {
+                throw RunError("the frame sources disagree: \"\(first)\" has \(n) frames, \"\(id)\" has \(c)")
+            }
+            frameCount = c
+            counted = id
+        }
+        let all = Array(0..<(frameCount ?? 0))
+        state.withLock { $0.summary.frameCount = frameCount }
+
+        // Walk back from the targets: a node runs for what it must provide and the cache lacks;
+        // what it runs on must in turn be provided by its inputs.
+        var need: [String: Set<Int>] = [:]
+        var needStatic = Set<String>()
+        for t in targets.map(\.node) {
+            switch role(t) {
+            case .map, .source: need[t] = Set(all)
+            case .staticNode, .sink: needStatic.insert(t)
+            }
+        }
+        var runFrames: [String: [Int]] = [:]
+        var runStatic = Set<String>()
+        var partial: [String: Int] = [:]
+        var fileReasons: [String: String] = [:]
+        for id in nodes.reversed() {
+            let forced = options.recomputeAll || options.force.contains(id)
+            let recipe = self.recipe(id)!
+            var ranFrames: Set<Int>?
+            switch role(id) {
+            case .staticNode, .sink:
+                guard needStatic.contains(id) else { continue }
+                if forced { runStatic.insert(id) }
+                else if let why = try staticMiss(id) {
+                    runStatic.insert(id)
+                    if !why.isEmpty { fileReasons[id] = why }
+                }
+                if runStatic.contains(id) { ranFrames = Set(all) }
+            case .map, .source:
+                guard let want = need[id], !want.isEmpty else { continue }
+                let missing = forced ? want : want.filter { !store.contains(recipe.entryKey(frame: $0)) }
+                if !missing.isEmpty {
+                    runFrames[id] = missing.sorted()
+                    if missing.count < want.count { partial[id] = missing.count }
+                    ranFrames = missing
+                }
+            }
+            guard let frames = ranFrames else { continue }
+            let node = graph.node(id)!
+            let isSink = role(id) == .sink
+            for (_, src) in node.inputs {
+                if spec(src.node).output(src.port)?.rate == .perFrame {
+                    need[src.node, default: []].formUnion(isSink ? Set(all) : frames)
+                } else {
+                    needStatic.insert(src.node)
+                }
+            }
+        }
+
+        let toRun = nodes.filter { runStatic.contains($0) || runFrames[$0] != nil }
+        state.withLock { $0.touched.formUnion(nodes) }
+        let running = Set(toRun)
+        for id in nodes where !running.contains(id) {
+            emit(.cached(node: id, type: graph.node(id)!.type))
+            state.withLock { $0.summary.cached.append(id) }
+        }
+        for id in toRun {
+            let reason: String
+            if options.recomputeAll { reason = "forced (--no-cache)" }
+            else if options.force.contains(id) { reason = "forced (--force \(id))" }
+            else if let r = recipe(id)!.change(from: previous[id], rerunInputs: running) { reason = r }
+            else if let r = fileReasons[id] { reason = r }
+            else if let k = partial[id] { reason = "\(k) of \(all.count) frames not in the cache" }
+            else { reason = "not in the cache" }
+            state.withLock { $0.summary.ran[id] = reason }
+        }
+
+        let plan = runFrames
+        try runInDependencyOrder(toRun) { id in
+            try self.execute(id, frames: plan[id], all: all)
+        }
+    }
+
+    /// Nil when a static or sink node's entry can be reused; otherwise why not ("" = not cached).
+    /// A cached result that names a written file is reused only while that file is unchanged.
+    func staticMiss(_ id: String) throws -> String? {
+        guard let outs = try staticOutputs(id) else { return "" }
+        for (port, v) in outs {
+            guard let path = v["path"]?.string, let sha = v["sha256"]?.string else { continue }
+            let url = URL(fileURLWithPath: path)
+            guard FileManager.default.fileExists(atPath: path) else { return "output \(port) (\(path)) was removed" }
+            if (try? files.sha256(of: url)) != sha { return "output \(port) (\(path)) was changed" }
+        }
+        return nil
+    }
+
+    /// A static node's (or a source's static) outputs: from memory, else from the cache.
+    func staticOutputs(_ id: String) throws -> [String: Value]? {
+        let key = entryKey(id, frame: nil)
+        if let v = state.withLock({ $0.statics[key.hex] }) { return v }
+        guard let v = store.load(key) else { return nil }
+        state.withLock { $0.statics[key.hex] = v }
+        return v
+    }
+
+    /// How many frames a source yields, computing (and caching) its static part when needed.
+    func frameCount(_ id: String) throws -> Int {
+        if !options.recomputeAll && !options.force.contains(id),
+           let outs = try staticOutputs(id), let n = outs[Engine.frameCountKey]?.number {
+            return Int(n)
+        }
+        let node = graph.node(id)!
+        let source = try instance(id) as! any FrameSource
+        let context = makeContext(id)
+        let inputs = try staticInputs(id)
+        var outs: [String: Value] = [:]
+        do {
+            let n = try source.frameCount(inputs, context: context)
+            if spec(id).outputs.contains(where: { $0.rate == .staticRate }) {
+                outs = try source.evaluate(inputs, frame: nil, context: context)
+            }
+            outs[Engine.frameCountKey] = .number(Double(n))
+        } catch let e as RunError { throw e } catch {
+            throw RunError(node: id, type: node.type, Engine.describe(error))
+        }
+        try put(id, frame: nil, outs)
+        let key = entryKey(id, frame: nil).hex
+        state.withLock { $0.statics[key] = outs }
+        return Int(outs[Engine.frameCountKey]!.number!)
+    }
+
+    static let frameCountKey = "#frames"
+
+    /// Runs `ids` (a dependency-closed, topologically ordered list) with up to `threads` at once,
+    /// each as soon as the ones it reads from are done. The first failure stops new starts.
+    func runInDependencyOrder(_ ids: [String], _ body: @escaping @Sendable (String) throws -> Void) throws {
+        let set = Set(ids)
+        var waitingOn: [String: Int] = [:]
+        for id in ids { waitingOn[id] = graph.upstream(of: id).filter(set.contains).count }
+        struct Board { var waitingOn: [String: Int]; var ready: [String]; var running = 0; var error: Error? }
+        let board = Mutex(Board(waitingOn: waitingOn, ready: ids.filter { waitingOn[$0] == 0 }))
+        let group = DispatchGroup()
+        let threads = options.threads
+        let graph = self.graph
+        let cancelled = self.cancelled
+        @Sendable func pump() {
+            while true {
+                let next: String? = board.withLock { b in
+                    guard b.error == nil, b.running < threads, !b.ready.isEmpty else { return nil }
+                    b.running += 1
+                    return b.ready.removeFirst()
+                }
+                guard let id = next else { return }
+                group.enter()
+                DispatchQueue.global().async {
+                    var failure: Error?
+                    do {
+                        if cancelled() { throw CancellationError() }
+                        try body(id)
+                    } catch { failure = error }
+                    board.withLock { b in
+                        b.running -= 1
+                        if let failure, b.error == nil { b.error = failure }
+                        for d in graph.downstream(of: id) where set.contains(d) {
+                            b.waitingOn[d]! -= 1
+                            if b.waitingOn[d] == 0 { b.ready.append(d) }
+                        }
+                    }
+                    pump()
+                    group.leave()
+                }
+            }
+        }
+        pump()
+        group.wait()
+        if let e = board.withLock({ $0.error }) { throw e }
+    }
+}

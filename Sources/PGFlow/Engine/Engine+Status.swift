@@ -1,0 +1,33 @@
+/// Whether a node's result is already in the cache, as `pgflow dot --status` colours it.
+public enum NodeStatus: String, Sendable {
+    case cached
+    case willRun = "will run"
+}
+
+extension Engine {
+    /// Each node's cache state, without running anything. A per-frame node is cached when every
+    /// frame is; the frame count comes from its source's cached entry (unknown: will run).
+    public func status() throws -> [String: NodeStatus] {
+        var frames: [String: Int] = [:]
+        var out: [String: NodeStatus] = [:]
+        for id in order {
+            let recipe = self.recipe(id)!
+            switch role(id) {
+            case .staticNode, .sink:
+                out[id] = try staticMiss(id) == nil ? .cached : .willRun
+            case .source:
+                if let n = try staticOutputs(id)?[Engine.frameCountKey]?.number {
+                    frames[id] = Int(n)
+                    out[id] = (0..<Int(n)).allSatisfy { store.contains(recipe.entryKey(frame: $0)) } ? .cached : .willRun
+                } else {
+                    out[id] = .willRun
+                }
+            case .map:
+                let n = graph.ancestors(of: [id]).compactMap { frames[$0] }.first
+                if let n { frames[id] = n }
+                out[id] = n.map { n in (0..<n).allSatisfy { store.contains(recipe.entryKey(frame: $0)) } } == true ? .cached : .willRun
+            }
+        }
+        return out
+    }
+}

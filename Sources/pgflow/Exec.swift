@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import PGFlow
+import PGNodes
+import Synchronization
+
+struct Exec: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a graph: its stages in order, then its outputs.",
+        discussion: """
+        Results are cached on disk (default: .pgflow/cache beside the graph) under keys made from
+        node type and version, params, input keys, file contents and frame index; a node runs only
+        when its key is not in the cache. --explain says why each node ran or was reused.
+        Ctrl-C stops cleanly: what finished stays cached and the next run continues from there.
+        """)
+
+    @OptionGroup var options: GraphOptions
+
+    @Option(help: ArgumentHelp("Run only this node and what it needs.", valueName: "node"))
+    var until: String?
+
+    @Flag(help: "Say for every node whether it was reused from the cache or why it ran.")
+    var explain = false
+
+    @Flag(name: .customLong("no-cache"), help: "Recompute every node (results are still written to the cache).")
+    var noCache = false
+
+    @Option(help: ArgumentHelp("Recompute this node even if cached (repeatable).", valueName: "node"))
+    var force: [String] = []
+
+    @Option(name: .customLong("cache-dir"), help: ArgumentHelp("Cache folder (default: .pgflow/cache beside the graph).", valueName: "dir"))
+    var cacheDirectory: String?
+
+    @Flag(help: "Print one JSON event per line on stdout instead of progress (for other tools).")
+    var json = false
+
+    @Option(help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    func run() throws {
+        try reportingErrors {
+            let (graph, catalog) = try options.load()
+            if let until, graph.node(until) == nil {
+                throw ExitMessage(code: 2, "--until \(until): the graph has no node \"\(until)\"")
+            }
+            for f in force where graph.node(f) == nil {
+                throw ExitMessage(code: 2, "--force \(f): the graph has no node \"\(f)\"")
+            }
+            let cacheDir = cacheDirectory.map { URL(fileURLWithPath: $0) } ?? defaultCacheDirectory(for: graph.file)
+            let display: any ProgressDisplay = json ? JSONEvents() : (isatty(2) == 1 ? LiveDisplay() as any ProgressDisplay : LogLines())
+            let interrupt = Interrupt.install()
+            let engine = try Engine(graph: graph, catalog: catalog, operators: Registry.operators,
+                                    cacheDirectory: cacheDir,
+                                    options: RunOptions(until: until, recomputeAll: noCache, force: Set(force),
+                                                        threads: threads ?? ProcessInfo.processInfo.activeProcessorCount),
+                                    events: { display.handle($0) },
+                                    cancelled: { interrupt.requested })
+            let summary: RunSummary
+            do {
+                summary = try engine.run()
+            } catch {
+                display.finish()
+                if interrupt.requested { throw CancellationError() }
+                throw error
+            }
+            display.finish()
+            report(summary, graph: graph)
+        }
+    }
+
+    func report(_ s: RunSummary, graph: Graph) {
+        if explain && !json {
+            for n in graph.nodes {
+                if let why = s.ran[n.id] { print("\(n.id): ran because \(why)") }
+                else if s.cached.contains(n.id) { print("\(n.id): cached") }
+            }
+        }
+        if json { return }
+        if s.ran.isEmpty { print("all cached: nothing to run (\(s.cached.count) nodes reused)") }
+        else { print("ran \(s.ran.count) node\(s.ran.count == 1 ? "" : "s"), reused \(s.cached.count) from the cache") }
+        for (target, value) in s.outputs {
+            if let path = value["path"]?.string { print("\(target) → \(path)") }
+            else { print("\(target) = \(value.summary)") }
+        }
+    }
+}
+
+/// Ctrl-C asks the run to stop between frames; a second Ctrl-C exits at once.
+final class Interrupt: Sendable {
+    private let flag = Mutex(0)
+    var requested: Bool { flag.withLock { $0 > 0 } }
+
+    nonisolated(unsafe) private static var source: DispatchSourceSignal?
+
+    static func install() -> Interrupt {
+        let interrupt = Interrupt()
+        signal(SIGINT, SIG_IGN)
+        let src = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        src.setEventHandler {
+            let n = interrupt.flag.withLock { $0 += 1; return $0 }
+            if n == 1 {
+                FileHandle.standardError.write(Data("\nstopping after the frames in flight (Ctrl-C again to quit now)…\n".utf8))
+            } else {
+                exit(130)
+            }
+        }
+        src.resume()
+        source = src
+        return interrupt
+    }
+}

@@ -1,0 +1,182 @@
+import Foundation
+import PGFlow
+import Synchronization
+
+/// Shows run events to a person or a program.
+protocol ProgressDisplay: Sendable {
+    func handle(_ event: RunEvent)
+    func finish()
+}
+
+private func stderr(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+
+private func duration(_ s: Double) -> String {
+    if s < 1 { return String(format: "%.0f ms", s * 1000) }
+    if s < 90 { return String(format: "%.1f s", s) }
+    return String(format: "%d min %02d s", Int(s) / 60, Int(s) % 60)
+}
+
+/// Not a terminal: one plain line per event, progress at most every couple of seconds.
+final class LogLines: ProgressDisplay {
+    private let start = Date()
+    private let lastProgress = Mutex([String: Date]())
+
+    func handle(_ event: RunEvent) {
+        let t = String(format: "[%7.1fs]", Date().timeIntervalSince(start))
+        switch event {
+        case .stage(let name, let i, let n): stderr("\(t) stage \(i + 1)/\(n): \(name)\n")
+        case .cached(let node, let type): stderr("\(t) \(node) (\(type)): cached\n")
+        case .started(let node, let type, let frames, let reason):
+            stderr("\(t) \(node) (\(type)): running\(frames.map { " \($0) frames" } ?? "") — \(reason)\n")
+        case .progress(let node, let done, let total):
+            let now = Date()
+            let show = lastProgress.withLock { last -> Bool in
+                if done == total { return false }
+                if let l = last[node], now.timeIntervalSince(l) < 2 { return false }
+                last[node] = now
+                return true
+            }
+            if show { stderr("\(t) \(node): \(done)/\(total)\n") }
+        case .finished(let node, _, let seconds, let frames):
+            stderr("\(t) \(node): done\(frames.map { ", \($0) frames" } ?? "") in \(duration(seconds))\n")
+        case .failed(let node, _, let frame, let message):
+            stderr("\(t) \(node): FAILED\(frame.map { " at frame \($0)" } ?? ""): \(message)\n")
+        case .warning(let message): stderr("\(t) warning: \(message)\n")
+        case .training(let stage, let step, let steps, let losses):
+            let now = Date()
+            let show = step == steps || step == 1 || lastProgress.withLock { last -> Bool in
+                if let l = last["stage:" + stage], now.timeIntervalSince(l) < 2 { return false }
+                last["stage:" + stage] = now
+                return true
+            }
+            if show { stderr("\(t) \(stage): step \(step)/\(steps)  \(lossText(losses))\n") }
+        case .trainingCached(let stage, let step, let steps):
+            stderr("\(t) \(stage): " + (step >= steps ? "cached (\(steps) steps)" : "resuming from the checkpoint at step \(step)/\(steps)") + "\n")
+        }
+    }
+    func finish() {}
+}
+
+func lossText(_ losses: [(name: String, value: Double)]) -> String {
+    losses.prefix(6).map { String(format: "%@ %.5g", $0.name, $0.value) }.joined(separator: "  ")
+}
+
+/// A terminal: finished nodes scroll by; each running node keeps one live line with its
+/// frames done/total, rate and ETA.
+final class LiveDisplay: ProgressDisplay {
+    struct Line { var node: String; var type: String; var done = 0; var total: Int?; var started = Date() }
+    private let state = Mutex((lines: [Line](), drawn: 0))
+
+    private func redraw(_ s: inout (lines: [Line], drawn: Int), above: String = "") {
+        var out = String(repeating: "\u{1B}[1A\u{1B}[2K", count: s.drawn) + "\r\u{1B}[2K"
+        out += above
+        for l in s.lines {
+            var text = "  ▸ \(l.node) (\(l.type))"
+            if let total = l.total, total > 0 {
+                let elapsed = Date().timeIntervalSince(l.started)
+                let width = 24
+                let filled = min(width, l.done * width / total)
+                text += " [" + String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled) + "] \(l.done)/\(total)"
+                if l.done > 0 {
+                    let eta = elapsed / Double(l.done) * Double(total - l.done)
+                    text += String(format: "  %.1f/s  ETA %@", Double(l.done) / max(elapsed, 1e-6), duration(eta))
+                }
+            } else {
+                text += "  " + duration(Date().timeIntervalSince(l.started))
+            }
+            out += text + "\n"
+        }
+        s.drawn = s.lines.count
+        stderr(out)
+    }
+
+    func handle(_ event: RunEvent) {
+        state.withLock { s in
+            switch event {
+            case .stage(let name, let i, let n): redraw(&s, above: "stage \(i + 1)/\(n): \(name)\n")
+            case .cached(let node, let type): redraw(&s, above: "  · \(node) (\(type)) cached\n")
+            case .started(let node, let type, let frames, let reason):
+                s.lines.append(Line(node: node, type: type, total: frames))
+                redraw(&s, above: "  ▸ \(node) (\(type)) runs: \(reason)\n")
+            case .progress(let node, let done, let total):
+                if let i = s.lines.firstIndex(where: { $0.node == node }) {
+                    s.lines[i].done = done
+                    s.lines[i].total = total
+                }
+                redraw(&s)
+            case .finished(let node, let type, let seconds, let frames):
+                s.lines.removeAll { $0.node == node }
+                redraw(&s, above: "  ✓ \(node) (\(type))\(frames.map { " \($0) frames" } ?? "") in \(duration(seconds))\n")
+            case .failed(let node, let type, let frame, let message):
+                s.lines.removeAll { $0.node == node }
+                redraw(&s, above: "  ✗ \(node) (\(type)) failed\(frame.map { " at frame \($0)" } ?? ""): \(message)\n")
+            case .warning(let message): redraw(&s, above: "  ! warning: \(message)\n")
+            case .training(let stage, let step, let steps, let losses):
+                let id = "stage:" + stage
+                if let i = s.lines.firstIndex(where: { $0.node == id }) {
+                    s.lines[i].done = step
+                    s.lines[i].type = lossText(losses)
+                } else {
+                    s.lines.append(Line(node: id, type: lossText(losses), done: step, total: steps))
+                }
+                if step == steps {
+                    let started = s.lines.first { $0.node == id }?.started ?? Date()
+                    s.lines.removeAll { $0.node == id }
+                    redraw(&s, above: "  ✓ \(stage): \(steps) steps in \(duration(Date().timeIntervalSince(started)))  \(lossText(losses))\n")
+                } else {
+                    redraw(&s)
+                }
+            case .trainingCached(let stage, let step, let steps):
+                redraw(&s, above: step >= steps ? "  · \(stage) cached (\(steps) steps)\n" : "  ↻ \(stage) resumes at step \(step)/\(steps)\n")
+            }
+        }
+    }
+    func finish() { state.withLock { s in s.lines.removeAll(); redraw(&s) } }
+}
+
+/// `--json`: one event object per line on stdout.
+final class JSONEvents: ProgressDisplay {
+    private let start = Date()
+    private let lock = Mutex(())
+
+    func handle(_ event: RunEvent) {
+        var fields: [(String, JSON)] = []
+        func add(_ k: String, _ v: JSON) { fields.append((k, v)) }
+        switch event {
+        case .stage(let name, let i, let n): add("event", .string("stage")); add("name", .string(name)); add("index", .int(Int64(i))); add("count", .int(Int64(n)))
+        case .cached(let node, let type): add("event", .string("cached")); add("node", .string(node)); add("type", .string(type))
+        case .started(let node, let type, let frames, let reason):
+            add("event", .string("started")); add("node", .string(node)); add("type", .string(type))
+            add("frames", frames.map { .int(Int64($0)) } ?? .null); add("reason", .string(reason))
+        case .progress(let node, let done, let total):
+            add("event", .string("progress")); add("node", .string(node)); add("done", .int(Int64(done))); add("total", .int(Int64(total)))
+        case .finished(let node, let type, let seconds, let frames):
+            add("event", .string("finished")); add("node", .string(node)); add("type", .string(type))
+            add("seconds", .double(seconds)); add("frames", frames.map { .int(Int64($0)) } ?? .null)
+        case .failed(let node, let type, let frame, let message):
+            add("event", .string("failed")); add("node", .string(node)); add("type", .string(type))
+            add("frame", frame.map { .int(Int64($0)) } ?? .null); add("message", .string(message))
+        case .warning(let message): add("event", .string("warning")); add("message", .string(message))
+        case .training(let stage, let step, let steps, let losses):
+            add("event", .string("loss")); add("stage", .string(stage)); add("step", .int(Int64(step))); add("steps", .int(Int64(steps)))
+            add("losses", .object(losses.map { (key: $0.name, value: $0.value.isFinite ? .double($0.value) : .null) }))
+        case .trainingCached(let stage, let step, let steps):
+            add("event", .string(step >= steps ? "stage-cached" : "resumed")); add("stage", .string(stage)); add("step", .int(Int64(step))); add("steps", .int(Int64(steps)))
+        }
+        add("time", .double((Date().timeIntervalSince(start) * 1000).rounded() / 1000))
+        let line = JSON.object(fields.map { (key: $0.0, value: $0.1) }).canonicalInOrder + "\n"
+        lock.withLock { _ in FileHandle.standardOutput.write(Data(line.utf8)) }
+    }
+    func finish() {}
+}
+
+extension JSON {
+    /// Compact JSON in the given key order (events read better with "event" first).
+    var canonicalInOrder: String {
+        switch self {
+        case .object(let m): return "{" + m.map { JSON.quote($0.key) + ":" + $0.value.canonicalInOrder }.joined(separator: ",") + "}"
+        case .array(let a): return "[" + a.map(\.canonicalInOrder).joined(separator: ",") + "]"
+        default: return canonical
+        }
+    }
+}

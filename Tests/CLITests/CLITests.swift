@@ -1,0 +1,226 @@
+import Foundation
+import PGMedia
+import PGTensor
+import Testing
+
+/// The `pgflow` binary SwiftPM built next to this test bundle.
+let pgflowBinary: URL = {
+    let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for dir in [here, here.deletingLastPathComponent()] {
+        let candidate = dir.appendingPathComponent("pgflow")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+    }
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    return root.appendingPathComponent(".build/debug/pgflow")
+}()
+let repositoryNodes = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("Nodes")
+
+struct Result { var status: Int32; var out: String; var err: String }
+
+/// Runs pgflow the way a user does; stdin is closed, so it is never a terminal.
+func pgflow(_ args: [String], in dir: URL) throws -> Result {
+    let p = Process()
+    p.executableURL = pgflowBinary
+    p.arguments = args
+    p.currentDirectoryURL = dir
+    var env = ProcessInfo.processInfo.environment
+    env["PGFLOW_NODES"] = repositoryNodes.path
+    p.environment = env
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    // Drain both pipes while the process runs so a chatty run cannot block on a full pipe.
+    let outData = Mutexed(Data()), errData = Mutexed(Data())
+    let group = DispatchGroup()
+    for (pipe, sink) in [(out, outData), (err, errData)] {
+        group.enter()
+        DispatchQueue.global().async { sink.set(pipe.fileHandleForReading.readDataToEndOfFile()); group.leave() }
+    }
+    p.waitUntilExit()
+    group.wait()
+    return Result(status: p.terminationStatus, out: String(decoding: outData.get(), as: UTF8.self),
+                  err: String(decoding: errData.get(), as: UTF8.self))
+}
+
+final class Mutexed<T>: @unchecked Sendable {
+    private var value: T
+    private let lock = NSLock()
+    init(_ v: T) { value = v }
+    func set(_ v: T) { lock.lock(); value = v; lock.unlock() }
+    func get() -> T { lock.lock(); defer { lock.unlock() }; return value }
+}
+
+/// A scratch folder with 12 generated PNG frames and a graph that re-encodes them.
+struct Workspace {
+    let root: URL
+    init(frames: Int = 12) throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("pgflow-cli-\(UUID().uuidString)")
+        let frameDir = root.appendingPathComponent("frames")
+        try FileManager.default.createDirectory(at: frameDir, withIntermediateDirectories: true)
+        for t in 0..<frames {
+            var img = Tensor(zeros: [3, 32, 48])
+            for c in 0..<3 { for y in 0..<32 { for x in 0..<48 {
+                img[c, y, x] = Float((x + y * 2 + t * 3 + c * 20) % 64) / 63
+            } } }
+            try PNGImage.write(img, to: frameDir.appendingPathComponent(String(format: "frame_%03d.png", t)))
+        }
+        try write("graph.json", """
+        {
+          "pgflow": 1,
+          "name": "cli",
+          "vars": {"crf": 18},
+          "nodes": {
+            "src": {"type": "VideoSource", "params": {"path": "frames", "size": [32, 32], "fit": "crop"}},
+            "enc": {"type": "Encoder", "in": {"frames": "src.frames", "meta": "src.meta"},
+                    "params": {"path": "out/clip.mp4", "crf": "$crf", "fps": 12}}
+          },
+          "outputs": ["enc.file"]
+        }
+        """)
+    }
+    func write(_ name: String, _ text: String) throws { try Data(text.utf8).write(to: root.appendingPathComponent(name)) }
+    func remove() { try? FileManager.default.removeItem(at: root) }
+}
+
+@Suite(.serialized) struct CLITests {
+    @Test func helpTeachesTheCommands() throws {
+        let ws = try Workspace(frames: 1)
+        defer { ws.remove() }
+        let r = try pgflow(["--help"], in: ws.root)
+        #expect(r.status == 0)
+        for word in ["exec", "validate", "grad", "nodes", "dot", "cache", "Exit status"] { #expect(r.out.contains(word), "help lacks \(word)") }
+        let nodes = try pgflow(["nodes", "Encoder"], in: ws.root)
+        #expect(nodes.status == 0 && nodes.out.contains("Params:") && nodes.out.contains("crf"))
+    }
+
+    @Test func validateReportsEveryPlantedErrorAndExits2() throws {
+        let ws = try Workspace(frames: 1)
+        defer { ws.remove() }
+        try ws.write("bad.json", """
+        {
+          "pgflow": 1,
+          "nodes": {
+            "src": {"type": "VideoSource", "params": {"path": "frames", "fit": "squash", "step": 0}},
+            "enc": {"type": "Encodr", "in": {"frames": "src.frames"}},
+            "enc2": {"type": "Encoder", "in": {"frames": "src.meta", "meta": "ghost.meta"}, "params": {"path": "a.mp4", "crf": 99}}
+          },
+          "outputs": ["enc2.file"]
+        }
+        """)
+        let r = try pgflow(["validate", "bad.json"], in: ws.root)
+        #expect(r.status == 2)
+        let expected = [
+            "bad.json:4:72: nodes.src.params.fit:",          // enum value
+            "bad.json:4:90: nodes.src.params.step:",         // out of range
+            "bad.json:5:21: nodes.enc.type: unknown node type \"Encodr\"",
+            "bad.json:6:50: nodes.enc2.in.frames: input \"frames\" of node \"enc2\" expects Image, got Meta from src.meta",
+            "bad.json:6:70: nodes.enc2.in.meta: link \"ghost.meta\" names no node \"ghost\"",
+            "bad.json:6:120: nodes.enc2.params.crf:",        // above the maximum
+        ]
+        for e in expected { #expect(r.err.contains(e), "missing \(e) in:\n\(r.err)") }
+        #expect(r.err.contains("problems found."))
+    }
+
+    @Test func secondRunIsAllCachedAndAParamChangeRerunsExactlyItsNode() throws {
+        let ws = try Workspace()
+        defer { ws.remove() }
+        let first = try pgflow(["exec", "graph.json", "--explain"], in: ws.root)
+        #expect(first.status == 0, "\(first.err)")
+        #expect(first.out.contains("src: ran because new") && first.out.contains("enc: ran because new"))
+        #expect(FileManager.default.fileExists(atPath: ws.root.appendingPathComponent("out/clip.mp4").path))
+
+        let second = try pgflow(["exec", "graph.json", "--explain"], in: ws.root)
+        #expect(second.status == 0)
+        #expect(second.out.contains("all cached: nothing to run"), "\(second.out)")
+
+        let third = try pgflow(["exec", "graph.json", "--explain", "--set", "crf=23"], in: ws.root)
+        #expect(third.out.contains("src: cached"))
+        #expect(third.out.contains("enc: ran because param crf changed (18 → 23)"), "\(third.out)")
+
+        // Deleting the output re-runs the encoder, and only it.
+        try FileManager.default.removeItem(at: ws.root.appendingPathComponent("out/clip.mp4"))
+        let fourth = try pgflow(["exec", "graph.json", "--explain", "--set", "crf=23"], in: ws.root)
+        #expect(fourth.out.contains("enc: ran because output file (") && fourth.out.contains("was removed"), "\(fourth.out)")
+        #expect(fourth.out.contains("src: cached"))
+    }
+
+    @Test func jsonEventsAreOneObjectPerLine() throws {
+        let ws = try Workspace(frames: 4)
+        defer { ws.remove() }
+        let r = try pgflow(["exec", "graph.json", "--json"], in: ws.root)
+        #expect(r.status == 0)
+        let events = r.out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(events.count == r.out.split(separator: "\n").count)
+        let kinds = events.compactMap { $0["event"] as? String }
+        #expect(kinds.contains("started") && kinds.contains("finished") && kinds.contains("progress"))
+    }
+
+    @Test func twoConcurrentRunsOnOneCacheBothSucceedAndTheCacheVerifiesClean() throws {
+        let ws = try Workspace()
+        defer { ws.remove() }
+        try ws.write("graph2.json", try String(contentsOf: ws.root.appendingPathComponent("graph.json"), encoding: .utf8)
+            .replacingOccurrences(of: "out/clip.mp4", with: "out/clip2.mp4"))
+        let results = Mutexed([Int32]())
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let r = try? pgflow(["exec", i == 0 ? "graph.json" : "graph2.json", "--cache-dir", "shared-cache"], in: ws.root)
+            var all = results.get(); all.append(r?.status ?? -1); results.set(all)
+        }
+        #expect(results.get() == [0, 0])
+        let verify = try pgflow(["cache", "verify", "--cache-dir", "shared-cache"], in: ws.root)
+        #expect(verify.status == 0 && verify.out.contains("clean:"), "\(verify.out)")
+        let ls = try pgflow(["cache", "ls", "--cache-dir", "shared-cache"], in: ws.root)
+        #expect(ls.out.contains("src") && ls.out.contains("12 frames"))
+    }
+
+    @Test func damagedEntriesAreRecomputedWithAWarning() throws {
+        let ws = try Workspace(frames: 6)
+        defer { ws.remove() }
+        #expect(try pgflow(["exec", "graph.json"], in: ws.root).status == 0)
+        let before = try Data(contentsOf: ws.root.appendingPathComponent("out/clip.mp4"))
+        let objects = ws.root.appendingPathComponent(".pgflow/cache/objects")
+        let files = FileManager.default.enumerator(at: objects, includingPropertiesForKeys: [.fileSizeKey])!
+            .compactMap { $0 as? URL }.filter { !$0.hasDirectoryPath }
+            .sorted { ((try? $0.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0) > ((try? $1.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0) }
+        // The two largest entries are decoded frames: truncate one, flip a bit in the other.
+        let a = try Data(contentsOf: files[0])
+        try a.prefix(a.count / 3).write(to: files[0])
+        var b = try Data(contentsOf: files[1])
+        b[b.count / 2] ^= 0x01
+        try b.write(to: files[1])
+        let r = try pgflow(["exec", "graph.json", "--explain", "--force", "enc"], in: ws.root)
+        #expect(r.status == 0)
+        #expect(r.err.components(separatedBy: "warning").count - 1 >= 2, "\(r.err)")
+        // Each damaged frame is found when read, dropped and recomputed.
+        #expect(r.out.contains("src: ran because 1 of 6 frames not in the cache"), "\(r.out)")
+        #expect(try Data(contentsOf: ws.root.appendingPathComponent("out/clip.mp4")) == before)
+        #expect(try pgflow(["cache", "verify"], in: ws.root).status == 0)
+    }
+
+    @Test func dotIsAcceptedByGraphviz() throws {
+        let ws = try Workspace(frames: 2)
+        defer { ws.remove() }
+        let r = try pgflow(["dot", "graph.json", "--status"], in: ws.root)
+        #expect(r.status == 0 && r.out.hasPrefix("digraph"))
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/dot") else { return }
+        let svg = try pgflow(["dot", "graph.json", "-o", "g.svg"], in: ws.root)
+        #expect(svg.status == 0, "\(svg.err)")
+        let text = try String(contentsOf: ws.root.appendingPathComponent("g.svg"), encoding: .utf8)
+        #expect(text.contains("<svg") && text.contains("VideoSource"))
+    }
+
+    @Test func aMissingInputFileFailsValidationNamingIt() throws {
+        let ws = try Workspace(frames: 1)
+        defer { ws.remove() }
+        let r = try pgflow(["exec", "graph.json", "--set", "crf=20"], in: ws.root)
+        #expect(r.status == 0)
+        try ws.write("missing.json", """
+        {"pgflow": 1, "nodes": {"src": {"type": "VideoSource", "params": {"path": "nope.mp4"}},
+          "enc": {"type": "Encoder", "in": {"frames": "src.frames"}, "params": {"path": "o.mp4"}}}, "outputs": ["enc.file"]}
+        """)
+        let m = try pgflow(["exec", "missing.json"], in: ws.root)
+        #expect(m.status == 2)
+        #expect(m.err.contains("missing.json:1:75: nodes.src.params.path: node \"src\" (VideoSource), param \"path\": no such file or folder:") && m.err.contains("nope.mp4"), "\(m.err)")
+    }
+}
