@@ -1,7 +1,7 @@
-/// Scratch memory for `Splat.rasterize` / `rasterizeVJP`, kept between calls so the steady state
+/// Scratch memory for `SplatKernel.rasterize` / `rasterizeVJP`, kept between calls so the steady state
 /// allocates nothing but the returned images and tapes. Buffers only grow.
 ///
-/// Not thread-safe: use one workspace per concurrent caller (the Splat node keeps a small pool).
+/// Not thread-safe: use one workspace per concurrent caller (the SplatKernel node keeps a small pool).
 public final class SplatWorkspace: @unchecked Sendable {
     public init() {}
 

@@ -5,6 +5,9 @@ public enum Registry {
     public static let operators: [any Operator.Type] = [
         VideoSource.self,
         Encoder.self,
+        CameraFile.self,
+        GaussianCloud.self,
+        Splat.self,
     ]
 
     public static func lookup(_ type: String) -> (any Operator.Type)? {

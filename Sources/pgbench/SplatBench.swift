@@ -2,7 +2,7 @@ import Dispatch
 import Foundation
 import PGKernels
 
-/// `pgbench splat`: forward and forward+backward times of the Splat rasterizer on a head-sized,
+/// `pgbench splat`: forward and forward+backward times of the SplatKernel rasterizer on a head-sized,
 /// surface-ish cloud (Gaussians in a thin shell around an ellipsoid of 16 × 22 × 19 cm seen from
 /// 50 cm, the head filling about three quarters of the frame height). Scales follow the density,
 /// so every size shows a similar number of layers per pixel. Cotangents are given on all three
@@ -76,12 +76,12 @@ enum SplatBench {
         let vAlpha = (0..<pixels).map { _ in Float(rng.uniform(-1, 1)) }
         let vDepth = (0..<pixels).map { _ in Float(rng.uniform(-1, 1)) }
         // Warm up: grows the workspace, faults in pages, fills caches.
-        var (_, tape) = Splat.rasterize(scene, camera: camera, options: options, workspace: ws)
-        _ = Splat.rasterizeVJP(tape, vFeatures: vFeatures, vAlpha: vAlpha, vDepth: vDepth, workspace: ws)
+        var (_, tape) = SplatKernel.rasterize(scene, camera: camera, options: options, workspace: ws)
+        _ = SplatKernel.rasterizeVJP(tape, vFeatures: vFeatures, vAlpha: vAlpha, vDepth: vDepth, workspace: ws)
         var forward: [Double] = [], both: [Double] = []
         for _ in 0..<runs {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let (image, t) = Splat.rasterize(scene, camera: camera, options: options, workspace: ws)
+            let (image, t) = SplatKernel.rasterize(scene, camera: camera, options: options, workspace: ws)
             let t1 = DispatchTime.now().uptimeNanoseconds
             forward.append(Double(t1 - t0) / 1e6)
             withExtendedLifetime(image) {}
@@ -89,8 +89,8 @@ enum SplatBench {
         }
         for _ in 0..<runs {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let (image, t) = Splat.rasterize(scene, camera: camera, options: options, workspace: ws)
-            let g = Splat.rasterizeVJP(t, vFeatures: vFeatures, vAlpha: vAlpha, vDepth: vDepth, workspace: ws)
+            let (image, t) = SplatKernel.rasterize(scene, camera: camera, options: options, workspace: ws)
+            let g = SplatKernel.rasterizeVJP(t, vFeatures: vFeatures, vAlpha: vAlpha, vDepth: vDepth, workspace: ws)
             let t1 = DispatchTime.now().uptimeNanoseconds
             both.append(Double(t1 - t0) / 1e6)
             withExtendedLifetime((image, g)) {}

@@ -72,7 +72,7 @@ struct SplatOracleTests {
         let oracle = try SplatOracle.load()
         let s = oracle.scene
         let ws = SplatWorkspace()
-        let (image, tape) = Splat.rasterize(s.splat, camera: s.camera.splat,
+        let (image, tape) = SplatKernel.rasterize(s.splat, camera: s.camera.splat,
                                             options: SplatOptions(background: s.background.map(Float.init)),
                                             workspace: ws)
         expectClose(image.features.map(Double.init), oracle.channelsFirst(oracle.image), "image")
@@ -81,7 +81,7 @@ struct SplatOracleTests {
         let loss = zip(image.features, weights).reduce(0.0) { $0 + Double($1.0) * $1.1 }
         #expect(abs(loss - oracle.loss) <= 1e-4 * abs(oracle.loss), "loss \(loss) vs \(oracle.loss)")
 
-        let g = Splat.rasterizeVJP(tape, vFeatures: weights.map(Float.init), vAlpha: nil, vDepth: nil, workspace: ws)
+        let g = SplatKernel.rasterizeVJP(tape, vFeatures: weights.map(Float.init), vAlpha: nil, vDepth: nil, workspace: ws)
         expectClose(g.vMeans.map(Double.init), oracle.grads["means"]!, "dL/dmeans")
         expectClose(g.vLogScales.map(Double.init), oracle.grads["log_scales"]!, "dL/dlog_scales")
         expectClose(g.vQuats.map(Double.init), oracle.grads["quats_wxyz"]!, "dL/dquats")

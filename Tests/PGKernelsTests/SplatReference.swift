@@ -1,7 +1,7 @@
 import Foundation
 @testable import PGKernels
 
-// A slow, obvious Float64 Splat: every surviving Gaussian at every pixel, in (depth, index) order,
+// A slow, obvious Float64 SplatKernel: every surviving Gaussian at every pixel, in (depth, index) order,
 // no tiles, no SIMD. Its gradient walks stored per-pixel contribution lists forwards (no
 // transmittance recovery by division) and gets the projection's Jacobian from central finite
 // differences, so it shares no derivative code with the fast kernel.

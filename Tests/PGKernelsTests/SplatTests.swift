@@ -15,7 +15,7 @@ let comparisonScenes: [(seed: UInt64, n: Int, c: Int, w: Int, h: Int, iso: Bool,
 
 func fastRender(_ s: RefScene, depth: SplatDepthMode = .expected, threads: Int = 2,
                 workspace: SplatWorkspace = SplatWorkspace()) -> (SplatImage, SplatTape) {
-    Splat.rasterize(s.splat, camera: s.camera.splat,
+    SplatKernel.rasterize(s.splat, camera: s.camera.splat,
                     options: SplatOptions(background: s.background.map(Float.init), depthMode: depth, threads: threads),
                     workspace: workspace)
 }
@@ -51,7 +51,7 @@ struct SplatTests {
     @Test func projectionMatchesReference() {
         for (seed, iso) in [(UInt64(11), false), (12, true)] {
             let s = randomScene(seed: seed, count: 120, channels: 2, width: 64, height: 48, isotropic: iso)
-            let p = Splat.project(s.splat, camera: s.camera.splat)
+            let p = SplatKernel.project(s.splat, camera: s.camera.splat)
             var culled = 0
             for i in 0..<s.count {
                 let ref = refProject(raw: s.raw(i), isotropic: iso, camera: s.camera)
@@ -76,7 +76,7 @@ struct SplatTests {
             let vc = (0..<3 * n).map { _ in Double(Float(rng.uniform(-1, 1))) }
             let vz = (0..<n).map { _ in Double(Float(rng.uniform(-1, 1))) }
             let vo = (0..<n).map { _ in Double(Float(rng.uniform(-1, 1))) }
-            let g = Splat.projectVJP(s.splat, camera: s.camera.splat, vMeans2D: v2.map(Float.init),
+            let g = SplatKernel.projectVJP(s.splat, camera: s.camera.splat, vMeans2D: v2.map(Float.init),
                                      vConics: vc.map(Float.init), vDepths: vz.map(Float.init),
                                      vOpacities: vo.map(Float.init))
             let fast = rawGradients(g, scene: s)
@@ -130,7 +130,7 @@ struct SplatTests {
         let v = randomCotangents(s, seed: sc.seed &+ 7)
         for mode in [SplatDepthMode.expected, .accumulated] {
             let (_, tape) = fastRender(s, depth: mode)
-            let g = Splat.rasterizeVJP(tape, vFeatures: v.image.map(Float.init), vAlpha: v.alpha.map(Float.init),
+            let g = SplatKernel.rasterizeVJP(tape, vFeatures: v.image.map(Float.init), vAlpha: v.alpha.map(Float.init),
                                        vDepth: v.depth.map(Float.init), workspace: SplatWorkspace())
             let want = refGradient(s, ref, vImage: v.image, vAlpha: v.alpha, vDepth: v.depth, depthMode: mode)
             let got = rawGradients(g, scene: s)
@@ -154,7 +154,7 @@ struct SplatTests {
             let ref = refRender(s)
             let want = refGradient(s, ref, vImage: v.image, vAlpha: v.alpha, vDepth: v.depth, depthMode: .expected)
             let (_, tape) = fastRender(s)
-            let fast = rawGradients(Splat.rasterizeVJP(tape, vFeatures: v.image.map(Float.init),
+            let fast = rawGradients(SplatKernel.rasterizeVJP(tape, vFeatures: v.image.map(Float.init),
                                                        vAlpha: v.alpha.map(Float.init), vDepth: v.depth.map(Float.init),
                                                        workspace: SplatWorkspace()), scene: s)
             var rng = SeededRandom(seed: seed &+ 1)
@@ -192,11 +192,11 @@ struct SplatTests {
         #expect(one.features == two.features && one.alpha == two.alpha && one.depth == two.depth,
                 "the forward pass must not depend on the thread count")
         let ws = SplatWorkspace()
-        let g1 = Splat.rasterizeVJP(tapeOne, vFeatures: v.image.map(Float.init), vAlpha: nil, vDepth: nil, workspace: ws)
-        let g2 = Splat.rasterizeVJP(tapeTwo, vFeatures: v.image.map(Float.init), vAlpha: nil, vDepth: nil, workspace: ws)
+        let g1 = SplatKernel.rasterizeVJP(tapeOne, vFeatures: v.image.map(Float.init), vAlpha: nil, vDepth: nil, workspace: ws)
+        let g2 = SplatKernel.rasterizeVJP(tapeTwo, vFeatures: v.image.map(Float.init), vAlpha: nil, vDepth: nil, workspace: ws)
         expectClose(rawGradients(g2, scene: s).flatMap { $0 }, rawGradients(g1, scene: s).flatMap { $0 },
                     "gradients with 2 threads vs 1", rel: 1e-5, ofMax: 1e-6)
-        let g2again = Splat.rasterizeVJP(tapeTwo, vFeatures: v.image.map(Float.init), vAlpha: nil, vDepth: nil, workspace: ws)
+        let g2again = SplatKernel.rasterizeVJP(tapeTwo, vFeatures: v.image.map(Float.init), vAlpha: nil, vDepth: nil, workspace: ws)
         #expect(g2again.vMeans == g2.vMeans && g2again.vFeatures == g2.vFeatures,
                 "the same thread count must give the same bits")
     }
@@ -222,7 +222,7 @@ struct SplatTests {
             for ch in 0..<3 {
                 #expect(img.features[(ch * 360)..<((ch + 1) * 360)].allSatisfy { $0 == Float(scene.background[ch]) })
             }
-            let g = Splat.rasterizeVJP(tape, vFeatures: [Float](repeating: 1, count: 3 * 360), vAlpha: nil, vDepth: nil,
+            let g = SplatKernel.rasterizeVJP(tape, vFeatures: [Float](repeating: 1, count: 3 * 360), vAlpha: nil, vDepth: nil,
                                        workspace: SplatWorkspace())
             #expect(g.vMeans.allSatisfy { $0 == 0 } && g.vFeatures.allSatisfy { $0 == 0 })
         }

@@ -125,7 +125,7 @@ struct ProjectionTrace {
     var det: Float
 }
 
-extension Splat {
+extension SplatKernel {
     /// The forward trace of Gaussian i, or nil when z ≤ near or the 2D covariance is degenerate.
     @inline(__always)
     static func trace(_ i: Int, _ g: GaussianPointers, _ f: SplatFrame) -> ProjectionTrace? {

@@ -21,8 +21,8 @@ func splatAlpha(_ g: Lanes, pxc: Lanes, pyc: Float)
     let sigma = Lanes(repeating: g[Candidate.halfC] * dy * dy).addingProduct(t, dx)
     let vis = expNeg(sigma)
     let ov = g[Candidate.opacity] * vis
-    let alpha = ov.replacing(with: Splat.alphaMax, where: ov .> Splat.alphaMax)
-    return (dx, dy, vis, alpha, (sigma .>= 0) .& (alpha .>= Splat.alphaMin))
+    let alpha = ov.replacing(with: SplatKernel.alphaMax, where: ov .> SplatKernel.alphaMax)
+    return (dx, dy, vis, alpha, (sigma .>= 0) .& (alpha .>= SplatKernel.alphaMin))
 }
 
 /// Read-only inputs of the tile kernels, as raw pointers.
@@ -47,12 +47,12 @@ extension SplatWorkerScratch {
         let fo = featureOffset.pointer, record = candidate.pointer
         for p in 0..<n {
             let id = Int(inp.tileList[start + p])
-            let g = inp.visible2D + Splat.Packed.stride * id
-            let a = g[Splat.Packed.conicA]
-            mx[p] = g[Splat.Packed.meanX]; my[p] = g[Splat.Packed.meanY]
-            ha[p] = 0.5 * a; bb[p] = g[Splat.Packed.conicB]; hc[p] = 0.5 * g[Splat.Packed.conicC]
+            let g = inp.visible2D + SplatKernel.Packed.stride * id
+            let a = g[SplatKernel.Packed.conicA]
+            mx[p] = g[SplatKernel.Packed.meanX]; my[p] = g[SplatKernel.Packed.meanY]
+            ha[p] = 0.5 * a; bb[p] = g[SplatKernel.Packed.conicB]; hc[p] = 0.5 * g[SplatKernel.Packed.conicC]
             ia[p] = 1 / a
-            op[p] = g[Splat.Packed.opacity]; sm[p] = g[Splat.Packed.sigmaMax]; z[p] = g[Splat.Packed.depth]
+            op[p] = g[SplatKernel.Packed.opacity]; sm[p] = g[SplatKernel.Packed.sigmaMax]; z[p] = g[SplatKernel.Packed.depth]
             fo[p] = Int(inp.visibleIndex[id]) * inp.channels
             record[p] = Lanes(mx[p], my[p], ha[p], bb[p], hc[p], op[p], z[p], 0)
         }
@@ -116,7 +116,7 @@ struct TileOutputs {
     var last: UnsafeMutablePointer<Int32>        // [H, W]
 }
 
-extension Splat {
+extension SplatKernel {
     static func rasterizeTiles(_ gaussians: SplatGaussians, camera: SplatCamera, options: SplatOptions,
                                binning: SplatBinning, workspace ws: SplatWorkspace) -> (image: SplatImage, tape: SplatTape) {
         let w = camera.width, h = camera.height, c = gaussians.channels

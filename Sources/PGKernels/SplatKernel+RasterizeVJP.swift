@@ -34,7 +34,7 @@ struct TileCotangents {
     var expectedDepth: Bool
 }
 
-extension Splat {
+extension SplatKernel {
     static func backwardTiles(_ tape: SplatTape, vFeatures: [Float], vAlpha: [Float]?, vDepth: [Float]?,
                               workspace ws: SplatWorkspace) -> SplatGradients {
         let g = tape.gaussians

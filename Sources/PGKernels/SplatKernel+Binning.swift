@@ -3,7 +3,7 @@ import Dispatch
 /// The visible Gaussians and their depth-ordered tile lists.
 struct SplatBinning {
     var visibleIndex: [Int32]   // [M] original index, ascending
-    var visible2D: [Float]      // [M, 8] see Splat.Packed
+    var visible2D: [Float]      // [M, 8] see SplatKernel.Packed
     var tileStart: [Int32]      // [tiles + 1]
     var tileList: [Int32]       // [intersections] visible ids
     var tilesX: Int
@@ -11,7 +11,7 @@ struct SplatBinning {
     var longestList: Int
 }
 
-extension Splat {
+extension SplatKernel {
     /// Projects in parallel, compacts the survivors, sorts them by depth and deals them into tiles.
     static func bin(_ gaussians: SplatGaussians, camera: SplatCamera, threads: Int,
                     workspace ws: SplatWorkspace) -> SplatBinning {

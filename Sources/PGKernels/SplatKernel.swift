@@ -1,7 +1,7 @@
 /// Splat: a differentiable tile rasterizer for 3D Gaussians carrying N-channel features
 /// (PortraitGen §3.1.1 and §3.2.1; the semantics of 3DGS / gsplat's "classic" mode).
 ///
-/// Forward (`Splat.rasterize`):
+/// Forward (`SplatKernel.rasterize`):
 /// 1. `project`: each Gaussian goes through the OpenCV pinhole camera with the EWA local affine
 ///    approximation, Σ₂ = J·W·Σ·Wᵀ·Jᵀ + 0.3·I (x/z and y/z clamped to the frustum plus 15 % of the
 ///    image for J only). It is culled when z ≤ near, when its 3σ circle misses the image, when the
@@ -22,10 +22,10 @@
 /// (camera z, no background term) or, in `.expected` mode (the default), D / alpha where alpha > 0
 /// and 0 where nothing was hit — the mean camera depth of what the pixel shows.
 ///
-/// Backward (`Splat.rasterizeVJP`) follows gsplat: for each pixel it walks its tile list backwards
+/// Backward (`SplatKernel.rasterizeVJP`) follows gsplat: for each pixel it walks its tile list backwards
 /// from the last Gaussian that contributed, recovering Tₖ = Tₖ₊₁ / (1 − αₖ) from the saved T_final,
 /// so nothing per pixel is stored but T_final and that last index.
-public enum Splat {
+public enum SplatKernel {
     /// Pixels per tile side. The image does not depend on it (see above); it sets the work unit.
     public static let tileSize = 16
     /// EWA low-pass filter added to the diagonal of every projected covariance, in px².
@@ -151,7 +151,7 @@ public struct SplatTape: Sendable {
     let lastContributor: [Int32]            // [H, W]
     /// Visible Gaussians in index order: original index and packed 2D parameters.
     let visibleIndex: [Int32]               // [M]
-    let visible2D: [Float]                  // [M, 8] (see `Splat.Packed`)
+    let visible2D: [Float]                  // [M, 8] (see `SplatKernel.Packed`)
     /// Tile t's depth-sorted list is tileList[tileStart[t] ..< tileStart[t + 1]] (visible ids).
     let tileStart: [Int32]                  // [tiles + 1]
     let tileList: [Int32]                   // [intersections]
@@ -162,7 +162,7 @@ public struct SplatTape: Sendable {
     public var intersectionCount: Int { tileList.count }
 }
 
-extension Splat {
+extension SplatKernel {
     /// Offsets into a visible Gaussian's 8 packed floats.
     enum Packed {
         static let meanX = 0, meanY = 1, conicA = 2, conicB = 3, conicC = 4
