@@ -127,16 +127,14 @@ extension SplatKernel {
         let background = options.background.isEmpty ? [Float](repeating: 0, count: c) : options.background
         let expected = options.depthMode == .expected
 
-        var features = [Float](repeating: 0, count: c * pixels)
-        var alpha = [Float](repeating: 0, count: pixels)
-        var depth = [Float](repeating: 0, count: pixels)
-        var finalT = [Float](repeating: 0, count: pixels)
-        var last = [Int32](repeating: 0, count: pixels)
-        features.withUnsafeMutableBufferPointer { fo in
-        alpha.withUnsafeMutableBufferPointer { al in
-        depth.withUnsafeMutableBufferPointer { de in
-        finalT.withUnsafeMutableBufferPointer { ft in
-        last.withUnsafeMutableBufferPointer { la in
+        // Every pixel belongs to exactly one 8-pixel group, which writes all five planes, so the
+        // arrays start uninitialised and their pages are first touched by the workers in parallel.
+        var alpha: [Float] = [], depth: [Float] = [], finalT: [Float] = [], last: [Int32] = []
+        let features = [Float](unsafeUninitializedCapacity: c * pixels) { fo, fc in
+        alpha = [Float](unsafeUninitializedCapacity: pixels) { al, ac in
+        depth = [Float](unsafeUninitializedCapacity: pixels) { de, dc in
+        finalT = [Float](unsafeUninitializedCapacity: pixels) { ft, tc in
+        last = [Int32](unsafeUninitializedCapacity: pixels) { la, lc in
         binning.visible2D.withUnsafeBufferPointer { v2 in
         binning.visibleIndex.withUnsafeBufferPointer { vi in
         binning.tileStart.withUnsafeBufferPointer { tst in
@@ -160,7 +158,17 @@ extension SplatKernel {
                     forwardTile(t, inp, out, scratch, expectedDepth: expected)
                 }
             }
-        }}}}}}}}}}}
+        }}}}}}
+            lc = pixels
+        }
+            tc = pixels
+        }
+            dc = pixels
+        }
+            ac = pixels
+        }
+            fc = c * pixels
+        }
 
         let image = SplatImage(width: w, height: h, channels: c, features: features, alpha: alpha, depth: depth)
         let tape = SplatTape(gaussians: gaussians, camera: camera, options: options, depth: depth,

@@ -50,10 +50,7 @@ extension SplatKernel {
         }
         ws.prepareWorkers(workers, candidates: longest, channels: c, backward: true)
         let rowStride = c + GradRow.features
-        for wk in 0..<workers {
-            let buf = ws.workers[wk].gradients.reserve(max(m * rowStride, 1))
-            buf.initialize(repeating: 0, count: m * rowStride)
-        }
+        for wk in 0..<workers { ws.workers[wk].gradients.reserve(max(m * rowStride, 1)) }
         let background = tape.options.background.isEmpty ? [Float](repeating: 0, count: c) : tape.options.background
 
         tape.visible2D.withUnsafeBufferPointer { v2 in
@@ -80,6 +77,7 @@ extension SplatKernel {
                                      expectedDepth: tape.options.depthMode == .expected)
             concurrentWorkers(workers) { wk in
                 let scratch = ws.workers[wk]
+                scratch.gradients.pointer.initialize(repeating: 0, count: m * rowStride)
                 for t in stride(from: wk, to: tiles, by: workers) {
                     backwardTile(t, inp, cot, scratch)
                 }
