@@ -49,7 +49,6 @@ let package = Package(
 
         // Tests: one target per module, one that runs every graph in Graphs/, one for the CLI.
         .testTarget(name: "PGTensorTests", dependencies: ["PGTensor"]),
-        .testTarget(name: "PGKernelsTests", dependencies: ["PGKernels"]),
         .testTarget(name: "PGMediaTests", dependencies: ["PGMedia", "PGTensor"]),
         .testTarget(name: "PGFlowTests", dependencies: ["PGFlow", "PGTensor"]),
         .testTarget(name: "PGNodesTests", dependencies: ["PGNodes", "PGFlow", "PGTensor", "PGKernels", "PGMedia"]),
