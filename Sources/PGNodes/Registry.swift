@@ -5,6 +5,7 @@ public enum Registry {
     public static let operators: [any Operator.Type] = [
         VideoSource.self,
         Encoder.self,
+        Composite.self,
         CameraFile.self,
         GaussianCloud.self,
         Splat.self,
