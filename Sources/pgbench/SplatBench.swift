@@ -2,9 +2,9 @@ import Dispatch
 import Foundation
 import PGKernels
 
-/// `pgbench splat`: forward and forward+backward times of the SplatKernel rasterizer on a head-sized,
+/// `pgbench splat`: forward and forward+backward times of the Splat rasterizer (`SplatKernel`) on a head-sized,
 /// surface-ish cloud (Gaussians in a thin shell around an ellipsoid of 16 × 22 × 19 cm seen from
-/// 50 cm, the head filling about three quarters of the frame height). Scales follow the density,
+/// 50 cm, the head filling the frame height as in a portrait video). Scales follow the density,
 /// so every size shows a similar number of layers per pixel. Cotangents are given on all three
 /// outputs, so the backward runs its full path.
 enum SplatBench {
@@ -38,10 +38,11 @@ enum SplatBench {
         let counts = only.counts ?? (quick ? [10_000, 50_000] : [10_000, 25_000, 50_000, 100_000])
         let sizes = only.sizes ?? (quick ? [256] : [256, 512])
         print("Splat benchmark: median / min / max over \(runs) runs, milliseconds (release build)")
-        print("cloud: head-sized ellipsoid shell, logit opacity ~ N(1.5, 1), features ~ N(0, 1)")
+        print("cloud: head-sized ellipsoid shell, logit opacity ~ N(1.5, 1), features ~ N(0, 1); cover: pixels with alpha > 0.5")
+        print("pairs: Gaussian-tile pairs rasterized; fwd+bwd has cotangents on features, alpha and depth")
         print("")
-        let header = ["gaussians", "image", "C", "thr", "visible", "pairs", "forward med/min/max", "fwd+bwd med/min/max"]
-        let widths = [9, 7, 3, 3, 8, 9, 22, 22]
+        let header = ["gaussians", "image", "C", "thr", "visible", "pairs", "cover", "forward med/min/max", "fwd+bwd med/min/max"]
+        let widths = [9, 7, 3, 3, 8, 9, 5, 22, 22]
         printRow(header, widths)
         printRow(widths.map { String(repeating: "-", count: $0) }, widths)
         for n in counts {
@@ -53,7 +54,7 @@ enum SplatBench {
                         let cfg = Config(count: n, size: size, channels: c, threads: threads)
                         let r = measure(cfg, scene: scene, camera: camera, runs: runs)
                         printRow(["\(n / 1000)k", "\(size)²", "\(c)", "\(threads)", "\(r.visible)", "\(r.pairs)",
-                                  format(r.forward), format(r.both)], widths)
+                                  String(format: "%.0f%%", 100 * r.coverage), format(r.forward), format(r.both)], widths)
                     }
                 }
             }
@@ -65,6 +66,8 @@ enum SplatBench {
         var both: [Double]
         var visible: Int
         var pairs: Int
+        /// Fraction of pixels with alpha above ½.
+        var coverage: Double
     }
 
     static func measure(_ cfg: Config, scene: SplatGaussians, camera: SplatCamera, runs: Int) -> Result {
@@ -76,7 +79,9 @@ enum SplatBench {
         let vAlpha = (0..<pixels).map { _ in Float(rng.uniform(-1, 1)) }
         let vDepth = (0..<pixels).map { _ in Float(rng.uniform(-1, 1)) }
         // Warm up: grows the workspace, faults in pages, fills caches.
-        var (_, tape) = SplatKernel.rasterize(scene, camera: camera, options: options, workspace: ws)
+        var (first, tape) = SplatKernel.rasterize(scene, camera: camera, options: options, workspace: ws)
+        let coverage = Double(first.alpha.filter { $0 > 0.5 }.count) / Double(pixels)
+        first.features = []   // free it before timing
         _ = SplatKernel.rasterizeVJP(tape, vFeatures: vFeatures, vAlpha: vAlpha, vDepth: vDepth, workspace: ws)
         var forward: [Double] = [], both: [Double] = []
         for _ in 0..<runs {
@@ -95,7 +100,8 @@ enum SplatBench {
             both.append(Double(t1 - t0) / 1e6)
             withExtendedLifetime((image, g)) {}
         }
-        return Result(forward: forward, both: both, visible: tape.visibleCount, pairs: tape.intersectionCount)
+        return Result(forward: forward, both: both, visible: tape.visibleCount, pairs: tape.intersectionCount,
+                      coverage: coverage)
     }
 
     /// Gaussians in a thin shell around the head ellipsoid, sized to the surface area per Gaussian.
@@ -122,11 +128,12 @@ enum SplatBench {
                               features: features, channels: c)
     }
 
-    /// 50 cm in front of the head, turned 20° to one side.
+    /// 50 cm in front of the head, turned 20° to one side, framed like a portrait (the head fills
+    /// the frame height).
     static func headCamera(size: Int) -> SplatCamera {
         let a = 20 * Double.pi / 180
         let (cs, sn) = (Float(cos(a)), Float(sin(a)))
-        let f = Float(size) * 1.7
+        let f = Float(size) * 2.0
         return SplatCamera(fx: f, fy: f, cx: Float(size) / 2, cy: Float(size) / 2, width: size, height: size,
                            worldToCamera: [cs, 0, sn, 0, 0, 1, 0, 0, -sn, 0, cs, 0.5, 0, 0, 0, 1])
     }
