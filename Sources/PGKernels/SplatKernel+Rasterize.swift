@@ -107,6 +107,15 @@ extension SplatWorkerScratch {
     }
 }
 
+/// Worker k of n renders every n-th row of tiles, starting at row k. Neighbouring rows cost alike,
+/// so this balances without a shared counter; the assignment (hence the backward's summation
+/// order) is fixed; and two workers never write to the same cache line, as they would with
+/// neighbouring tiles of one row (a pixel row of one tile and of the next share a line).
+func tileRowsPerWorker(threads: Int, tilesY: Int) -> Int { max(1, min(threads, tilesY)) }
+
+/// Pixels in a tile.
+let tilePixels = SplatKernel.tileSize * SplatKernel.tileSize
+
 /// Output planes of the forward kernel.
 struct TileOutputs {
     var features: UnsafeMutablePointer<Float>    // [C, H, W]
@@ -121,8 +130,7 @@ extension SplatKernel {
                                binning: SplatBinning, workspace ws: SplatWorkspace) -> (image: SplatImage, tape: SplatTape) {
         let w = camera.width, h = camera.height, c = gaussians.channels
         let pixels = w * h
-        let tiles = binning.tilesX * binning.tilesY
-        let workers = max(1, min(options.threads, tiles))
+        let workers = tileRowsPerWorker(threads: options.threads, tilesY: binning.tilesY)
         ws.prepareWorkers(workers, candidates: binning.longestList, channels: c, backward: false)
         let background = options.background.isEmpty ? [Float](repeating: 0, count: c) : options.background
         let expected = options.depthMode == .expected
@@ -152,10 +160,9 @@ extension SplatKernel {
                                   finalT: ft.baseAddress!, last: la.baseAddress!)
             concurrentWorkers(workers) { wk in
                 let scratch = ws.workers[wk]
-                // Round-robin tiles: neighbouring tiles cost alike, so this balances without a shared
-                // counter, and the assignment (hence the backward's summation order) is fixed.
-                for t in stride(from: wk, to: tiles, by: workers) {
-                    forwardTile(t, inp, out, scratch, expectedDepth: expected)
+                // Every workers-th row of tiles (see `tileRowsPerWorker`).
+                for ty in stride(from: wk, to: binning.tilesY, by: workers) {
+                    for t in (ty * binning.tilesX)..<((ty + 1) * binning.tilesX) { forwardTile(t, inp, out, scratch, expectedDepth: expected) }
                 }
             }
         }}}}}}
@@ -185,6 +192,10 @@ extension SplatKernel {
         let hitIndex = s.hitIndex.pointer, hitWeight = s.hitWeight.pointer
         let w = inp.width, h = inp.height, c = inp.channels, plane = w * h
         let tileX = t % inp.tilesX, tileY = t / inp.tilesX
+        // Features go to a tile-sized buffer first and out to the C planes at the end, one plane at
+        // a time: storing 8 pixels into each of C planes per group would touch C cache lines
+        // spread over the whole image for every 8 pixels.
+        let staged = s.tileFeatures.pointer
 
         for row in 0..<tileSize {
             let py = tileY * tileSize + row
@@ -197,6 +208,7 @@ extension SplatKernel {
                 let list = half == 0 ? s.leftList.pointer : s.rightList.pointer
                 let listCount = half == 0 ? nl : nr
                 let lanes = min(8, w - px0)
+                let slot = row * tileSize + half * 8
                 let pxc = laneCentres + Float(px0)
                 // Lanes still blending have live = 1 (a float, so every mask below comes straight
                 // from a comparison, which keeps `any` a single vtestps).
@@ -244,15 +256,15 @@ extension SplatKernel {
                         a6 = a6.addingProduct(wt, Lanes(repeating: f[6]))
                         a7 = a7.addingProduct(wt, Lanes(repeating: f[7]))
                     }
-                    let o = out.features + (ch * plane + at), bg = inp.background + ch
-                    storeLanes(a0 + tr * bg[0], o, lanes)
-                    storeLanes(a1 + tr * bg[1], o + plane, lanes)
-                    storeLanes(a2 + tr * bg[2], o + 2 * plane, lanes)
-                    storeLanes(a3 + tr * bg[3], o + 3 * plane, lanes)
-                    storeLanes(a4 + tr * bg[4], o + 4 * plane, lanes)
-                    storeLanes(a5 + tr * bg[5], o + 5 * plane, lanes)
-                    storeLanes(a6 + tr * bg[6], o + 6 * plane, lanes)
-                    storeLanes(a7 + tr * bg[7], o + 7 * plane, lanes)
+                    let o = staged + (ch * tilePixels + slot), bg = inp.background + ch
+                    storeLanes(a0 + tr * bg[0], o, 8)
+                    storeLanes(a1 + tr * bg[1], o + tilePixels, 8)
+                    storeLanes(a2 + tr * bg[2], o + 2 * tilePixels, 8)
+                    storeLanes(a3 + tr * bg[3], o + 3 * tilePixels, 8)
+                    storeLanes(a4 + tr * bg[4], o + 4 * tilePixels, 8)
+                    storeLanes(a5 + tr * bg[5], o + 5 * tilePixels, 8)
+                    storeLanes(a6 + tr * bg[6], o + 6 * tilePixels, 8)
+                    storeLanes(a7 + tr * bg[7], o + 7 * tilePixels, 8)
                     ch += 8
                 }
                 // The last C mod 8 channels and the depth, up to four independent sums per pass
@@ -302,11 +314,11 @@ extension SplatKernel {
                         for h in 0..<hits { d = d.addingProduct(hitWeight[h], Lanes(repeating: zs[Int(hitIndex[h])])) }
                         depthDone = true
                     }
-                    let o = out.features + (ch * plane + at), bg = inp.background + ch
-                    if k > 0 { storeLanes(a0.addingProduct(tr, Lanes(repeating: bg[0])), o, lanes) }
-                    if k > 1 { storeLanes(a1.addingProduct(tr, Lanes(repeating: bg[1])), o + plane, lanes) }
-                    if k > 2 { storeLanes(a2.addingProduct(tr, Lanes(repeating: bg[2])), o + 2 * plane, lanes) }
-                    if k > 3 { storeLanes(a3.addingProduct(tr, Lanes(repeating: bg[3])), o + 3 * plane, lanes) }
+                    let o = staged + (ch * tilePixels + slot), bg = inp.background + ch
+                    if k > 0 { storeLanes(a0.addingProduct(tr, Lanes(repeating: bg[0])), o, 8) }
+                    if k > 1 { storeLanes(a1.addingProduct(tr, Lanes(repeating: bg[1])), o + tilePixels, 8) }
+                    if k > 2 { storeLanes(a2.addingProduct(tr, Lanes(repeating: bg[2])), o + 2 * tilePixels, 8) }
+                    if k > 3 { storeLanes(a3.addingProduct(tr, Lanes(repeating: bg[3])), o + 3 * tilePixels, 8) }
                     ch += max(k, 0)
                 }
                 let coverage = 1 - tr
@@ -321,6 +333,13 @@ extension SplatKernel {
                 } else {
                     for l in 0..<lanes { out.last[at + l] = lastHit[l] }
                 }
+            }
+        }
+        let x0 = tileX * tileSize, y0 = tileY * tileSize
+        let tw = min(tileSize, w - x0), th = min(tileSize, h - y0)
+        for ch in 0..<c {
+            for r in 0..<th {
+                (out.features + (ch * plane + (y0 + r) * w + x0)).update(from: staged + (ch * tilePixels + r * tileSize), count: tw)
             }
         }
     }

@@ -43,7 +43,7 @@ extension SplatKernel {
         let tilesX = (cam.width + tileSize - 1) / tileSize, tilesY = (cam.height + tileSize - 1) / tileSize
         let tiles = tilesX * tilesY
         let threads = tape.options.threads
-        let workers = max(1, min(threads, tiles))
+        let workers = tileRowsPerWorker(threads: threads, tilesY: tilesY)
         var longest = 0
         tape.tileStart.withUnsafeBufferPointer { ts in
             for t in 0..<tiles { longest = max(longest, Int(ts[t + 1] - ts[t])) }
@@ -78,8 +78,9 @@ extension SplatKernel {
             concurrentWorkers(workers) { wk in
                 let scratch = ws.workers[wk]
                 scratch.gradients.pointer.initialize(repeating: 0, count: m * rowStride)
-                for t in stride(from: wk, to: tiles, by: workers) {
-                    backwardTile(t, inp, cot, scratch)
+                // Every workers-th row of tiles (see `tileRowsPerWorker`).
+                for ty in stride(from: wk, to: tilesY, by: workers) {
+                    for t in (ty * tilesX)..<((ty + 1) * tilesX) { backwardTile(t, inp, cot, scratch) }
                 }
             }
         }}}}}}}}}}}}
@@ -130,6 +131,17 @@ extension SplatKernel {
         // Accumulators are zeroed on a candidate's first hit: many candidates of a tile never blend.
         touched.initialize(repeating: 0, count: n)
         var touchedCount = 0
+        // The tile's cotangent planes, gathered one plane at a time (see forwardTile's staging).
+        let staged = s.tileFeatures.pointer
+        do {
+            let x0 = tileX * tileSize, y0 = tileY * tileSize
+            let tw = min(tileSize, w - x0), th = min(tileSize, h - y0)
+            for ch in 0..<c {
+                for r in 0..<th {
+                    (staged + (ch * tilePixels + r * tileSize)).update(from: cot.vFeatures + (ch * plane + (y0 + r) * w + x0), count: tw)
+                }
+            }
+        }
 
         for row in 0..<tileSize {
             let py = tileY * tileSize + row
@@ -161,7 +173,7 @@ extension SplatKernel {
                 // The group's cotangents, channel-major and (8×8 transposes) pixel-major.
                 var bgDot = Lanes()
                 for ch in 0..<c {
-                    let v = loadLanes(cot.vFeatures + (ch * plane + at), lanes)
+                    let v = loadLanes(staged + (ch * tilePixels + row * tileSize + half * 8), lanes)
                     vOut[ch] = v
                     bgDot = bgDot.addingProduct(v, Lanes(repeating: inp.background[ch]))
                 }

@@ -43,6 +43,8 @@ final class SplatWorkerScratch {
     // Candidates whose α ≥ 1/255 ellipse crosses the current row's left / right 8 pixels.
     let leftList = ScratchBuffer<Int32>()       // [n]
     let rightList = ScratchBuffer<Int32>()      // [n]
+    // The tile's C feature planes, 16 × 16 each: forward output, backward cotangent.
+    let tileFeatures = ScratchBuffer<Float>()   // [C, 16, 16]
     // Hits of the current 8-pixel group: candidate and per-lane weight α·T.
     let hitIndex = ScratchBuffer<Int32>()       // [n]
     let hitWeight = ScratchBuffer<SIMD8<Float>>()   // [n]
@@ -65,6 +67,7 @@ final class SplatWorkerScratch {
         _ = rightList.reserve(n + 8)
         _ = hitIndex.reserve(n)
         _ = hitWeight.reserve(n)
+        _ = tileFeatures.reserve(c * SplatKernel.tileSize * SplatKernel.tileSize)
         if backward {
             _ = laneGrad.reserve(n * 8)
             _ = featureGrad.reserve(n * c)
