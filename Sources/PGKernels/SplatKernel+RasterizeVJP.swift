@@ -124,7 +124,7 @@ extension SplatKernel {
         let record = s.candidate.pointer, fo = s.featureOffset.pointer
         let hitIndex = s.hitIndex.pointer, hitWeight = s.hitWeight.pointer
         let lg = s.laneGrad.pointer, fg = s.featureGrad.pointer
-        let vOut = s.vOut.pointer, vOutT = s.vOutT.pointer, block = s.block.pointer
+        let vOut = s.vOut.pointer, vOutT = s.vOutT.pointer
         let touched = s.touched.pointer, touchedList = s.touchedList.pointer
         let w = inp.width, h = inp.height, c = inp.channels, plane = w * h
         let tileX = t % inp.tilesX, tileY = t / inp.tilesX
@@ -138,7 +138,7 @@ extension SplatKernel {
             let tw = min(tileSize, w - x0), th = min(tileSize, h - y0)
             for ch in 0..<c {
                 for r in 0..<th {
-                    (staged + (ch * tilePixels + r * tileSize)).update(from: cot.vFeatures + (ch * plane + (y0 + r) * w + x0), count: tw)
+                    copyTileRow(from: cot.vFeatures + (ch * plane + (y0 + r) * w + x0), to: staged + (ch * tilePixels + r * tileSize), tw)
                 }
             }
         }
@@ -179,11 +179,7 @@ extension SplatKernel {
                 }
                 var cb = 0
                 while cb + 8 <= c {
-                    block.update(from: vOut + cb, count: 8)
-                    transpose8(block)
-                    for l in 0..<8 {
-                        UnsafeMutableRawPointer(vOutT + (l * c + cb)).storeBytes(of: block[l], as: Lanes.self)
-                    }
+                    transpose8(vOut + cb, into: vOutT + cb, stride: c)
                     cb += 8
                 }
                 for ch in cb..<c { for l in 0..<8 { vOutT[l * c + ch] = vOut[ch][l] } }

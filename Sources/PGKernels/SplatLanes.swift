@@ -89,31 +89,36 @@ func laneSums(_ a: Lanes, _ b: Lanes, _ c: Lanes, _ d: Lanes,
     #endif
 }
 
-/// Transposes the 8×8 block r[0..<8] in place (row i becomes column i).
+/// Transposes the 8×8 block src[0..<8] (row i becomes column i) into 8 rows of 8 floats at
+/// dst, dst + stride, … (unaligned). Straight from registers to the destination: going through a
+/// scratch block written by memmove would stall every load that follows on store forwarding.
 @inline(__always)
-func transpose8(_ r: UnsafeMutablePointer<Lanes>) {
+func transpose8(_ src: UnsafePointer<Lanes>, into dst: UnsafeMutablePointer<Float>, stride: Int) {
+    func store(_ v: Lanes, _ row: Int) { UnsafeMutableRawPointer(dst + row * stride).storeBytes(of: v, as: Lanes.self) }
     #if arch(x86_64)
     func pd(_ x: Lanes) -> __m256d { unsafeBitCast(x, to: __m256d.self) }
     func ps(_ x: __m256d) -> Lanes { unsafeBitCast(x, to: Lanes.self) }
-    let t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1])
-    let t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3])
-    let t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5])
-    let t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7])
+    let t0 = _mm256_unpacklo_ps(src[0], src[1]), t1 = _mm256_unpackhi_ps(src[0], src[1])
+    let t2 = _mm256_unpacklo_ps(src[2], src[3]), t3 = _mm256_unpackhi_ps(src[2], src[3])
+    let t4 = _mm256_unpacklo_ps(src[4], src[5]), t5 = _mm256_unpackhi_ps(src[4], src[5])
+    let t6 = _mm256_unpacklo_ps(src[6], src[7]), t7 = _mm256_unpackhi_ps(src[6], src[7])
     let u0 = ps(_mm256_unpacklo_pd(pd(t0), pd(t2))), u1 = ps(_mm256_unpackhi_pd(pd(t0), pd(t2)))
     let u2 = ps(_mm256_unpacklo_pd(pd(t1), pd(t3))), u3 = ps(_mm256_unpackhi_pd(pd(t1), pd(t3)))
     let u4 = ps(_mm256_unpacklo_pd(pd(t4), pd(t6))), u5 = ps(_mm256_unpackhi_pd(pd(t4), pd(t6)))
     let u6 = ps(_mm256_unpacklo_pd(pd(t5), pd(t7))), u7 = ps(_mm256_unpackhi_pd(pd(t5), pd(t7)))
-    r[0] = Lanes(lowHalf: u0.lowHalf, highHalf: u4.lowHalf)
-    r[1] = Lanes(lowHalf: u1.lowHalf, highHalf: u5.lowHalf)
-    r[2] = Lanes(lowHalf: u2.lowHalf, highHalf: u6.lowHalf)
-    r[3] = Lanes(lowHalf: u3.lowHalf, highHalf: u7.lowHalf)
-    r[4] = Lanes(lowHalf: u0.highHalf, highHalf: u4.highHalf)
-    r[5] = Lanes(lowHalf: u1.highHalf, highHalf: u5.highHalf)
-    r[6] = Lanes(lowHalf: u2.highHalf, highHalf: u6.highHalf)
-    r[7] = Lanes(lowHalf: u3.highHalf, highHalf: u7.highHalf)
+    store(Lanes(lowHalf: u0.lowHalf, highHalf: u4.lowHalf), 0)
+    store(Lanes(lowHalf: u1.lowHalf, highHalf: u5.lowHalf), 1)
+    store(Lanes(lowHalf: u2.lowHalf, highHalf: u6.lowHalf), 2)
+    store(Lanes(lowHalf: u3.lowHalf, highHalf: u7.lowHalf), 3)
+    store(Lanes(lowHalf: u0.highHalf, highHalf: u4.highHalf), 4)
+    store(Lanes(lowHalf: u1.highHalf, highHalf: u5.highHalf), 5)
+    store(Lanes(lowHalf: u2.highHalf, highHalf: u6.highHalf), 6)
+    store(Lanes(lowHalf: u3.highHalf, highHalf: u7.highHalf), 7)
     #else
-    var m = [Lanes](repeating: Lanes(), count: 8)
-    for i in 0..<8 { for j in 0..<8 { m[j][i] = r[i][j] } }
-    for i in 0..<8 { r[i] = m[i] }
+    for l in 0..<8 {
+        var v = Lanes()
+        for i in 0..<8 { v[i] = src[i][l] }
+        store(v, l)
+    }
     #endif
 }

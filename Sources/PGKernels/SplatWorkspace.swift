@@ -53,7 +53,6 @@ final class SplatWorkerScratch {
     let featureGrad = ScratchBuffer<Float>()        // [n, C]
     let vOut = ScratchBuffer<SIMD8<Float>>()        // [C] cotangent of the group's pixels per channel
     let vOutT = ScratchBuffer<Float>()              // [8, C] the same, pixel-major
-    let block = ScratchBuffer<SIMD8<Float>>()       // [8] an 8×8 block being transposed
     let touched = ScratchBuffer<UInt8>()            // [n] whether a candidate has blended in this tile
     let touchedList = ScratchBuffer<Int32>()        // [n] the candidates that have
     let gradients = ScratchBuffer<Float>()          // [M, C + 8] this thread's gradient sums
@@ -73,7 +72,6 @@ final class SplatWorkerScratch {
             _ = featureGrad.reserve(n * c)
             _ = vOut.reserve(c)
             _ = vOutT.reserve(8 * c)
-            _ = block.reserve(8)
             _ = touched.reserve(n)
             _ = touchedList.reserve(n)
         }
