@@ -25,13 +25,13 @@ public enum PNGImage {
     /// Reads the header without decoding pixels.
     public static func header(_ url: URL) throws -> PNGHeader {
         let path = url.path
-        var image = png_image()
-        image.version = pg_png_image_version()
-        guard png_image_begin_read_from_file(&image, path) != 0 else {
-            throw MediaError.libpng(image, path: path, writing: false)
+        let image = pinnedImage()
+        defer { image.deallocate() }
+        guard png_image_begin_read_from_file(image, path) != 0 else {
+            throw MediaError.libpng(image.pointee, path: path, writing: false)
         }
-        defer { png_image_free(&image) }
-        return headerOf(image)
+        defer { png_image_free(image) }
+        return headerOf(image.pointee)
     }
 
     /// Reads the whole image as `[C, H, W]` with C = 1, 2, 3 or 4 (see `PNGHeader.channels`).
@@ -92,34 +92,44 @@ public enum PNGImage {
 
     static func readSamples(_ url: URL) throws -> Samples {
         let path = url.path
-        var image = png_image()
-        image.version = pg_png_image_version()
-        guard png_image_begin_read_from_file(&image, path) != 0 else {
-            throw MediaError.libpng(image, path: path, writing: false)
+        let image = pinnedImage()
+        defer { image.deallocate() }
+        guard png_image_begin_read_from_file(image, path) != 0 else {
+            throw MediaError.libpng(image.pointee, path: path, writing: false)
         }
-        var header = headerOf(image)
+        var header = headerOf(image.pointee)
         // Ask for exactly the file's own layout so libpng converts nothing but palettes.
-        image.format = formatFlags(channels: header.channels, sixteenBit: header.bitDepth == 16)
+        image.pointee.format = formatFlags(channels: header.channels, sixteenBit: header.bitDepth == 16)
         let count = header.width * header.height * header.channels
         var samples = Samples(header: header)
         let ok: Int32
         if header.bitDepth == 16 {
             var words = [UInt16](repeating: 0, count: count)
-            ok = words.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
+            ok = words.withUnsafeMutableBytes { png_image_finish_read(image, nil, $0.baseAddress, 0, nil) }
             if header.hasAlpha { PixelLayout.unpremultiply(&words, channels: header.channels) }
             samples.words16 = words
         } else {
             var bytes = [UInt8](repeating: 0, count: count)
-            ok = bytes.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
+            ok = bytes.withUnsafeMutableBytes { png_image_finish_read(image, nil, $0.baseAddress, 0, nil) }
             samples.bytes8 = bytes
         }
         // finish_read frees the png_image's internals on success and on failure.
-        if ok == 0 || pg_png_image_failed(&image) != 0 {
-            throw MediaError.libpng(image, path: path, writing: false)
+        if ok == 0 || pg_png_image_failed(image) != 0 {
+            throw MediaError.libpng(image.pointee, path: path, writing: false)
         }
         header.bitDepth = header.bitDepth == 16 ? 16 : 8
         samples.header = header
         return samples
+    }
+
+    /// libpng keeps the png_image's address between begin_read and finish_read (its error
+    /// handler writes through it), and a Swift `var` passed with `&` has no stable address across
+    /// calls, so reads use a heap-allocated one.
+    private static func pinnedImage() -> UnsafeMutablePointer<png_image> {
+        let image = UnsafeMutablePointer<png_image>.allocate(capacity: 1)
+        image.initialize(to: png_image())
+        image.pointee.version = pg_png_image_version()
+        return image
     }
 
     private static func headerOf(_ image: png_image) -> PNGHeader {

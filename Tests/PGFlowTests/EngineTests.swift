@@ -161,3 +161,27 @@ let pipeline = """
         #expect(p.terminationStatus == 0)
     }
 }
+
+@Test func aMapFedOnlyByStaticValuesRunsOnceAsAStaticNode() throws {
+    let box = try Sandbox()
+    defer { box.remove() }
+    let url = try box.write("static.json", """
+    {"pgflow": 1, "nodes": {
+       "p": {"type": "Param", "params": {"init": [1, 2]}},
+       "s": {"type": "Scale", "in": {"in": "p.value"}, "params": {"factor": 3}},
+       "t": {"type": "Total", "in": {"in": "s.out"}}
+     }, "outputs": ["s.out"]}
+    """)
+    // A sink still needs frames: validation says so.
+    #expect(throws: ValidationError.self) { try Graph.load(url, catalog: box.catalog) }
+    let ok = try box.write("static2.json", """
+    {"pgflow": 1, "nodes": {
+       "p": {"type": "Param", "params": {"init": [1, 2]}},
+       "s": {"type": "Scale", "in": {"in": "p.value"}, "params": {"factor": 3}}
+     }, "outputs": ["s.out"]}
+    """)
+    let graph = try Graph.load(ok, catalog: box.catalog)
+    let s = try box.engine(graph).run()
+    #expect(s.outputs.first?.value.tensor?.scalars == [3, 6])
+    #expect(s.frameCount == nil)
+}

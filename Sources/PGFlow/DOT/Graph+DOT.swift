@@ -3,6 +3,7 @@ extension Graph {
     /// trainable and differentiable nodes marked, stages as clusters, a legend; with `status`,
     /// nodes are coloured by cache state.
     public func dot(catalog: Catalog, status: [String: NodeStatus]? = nil) -> String {
+        let roles = self.roles(catalog) ?? [:]
         var lines: [String] = []
         lines.append("digraph \(DOT.id(name)) {")
         lines.append("  rankdir=LR;")
@@ -60,8 +61,9 @@ extension Graph {
                 let out = catalog[from.type]?.output(src.port)
                 let input = spec?.input(port)
                 var attrs: [String] = []
-                if let out { attrs.append("label=\(DOT.id(out.type.rawValue + (out.rate == .perFrame ? " ×t" : "")))") }
-                if out?.rate == .perFrame { attrs.append("penwidth=1.6") } else { attrs.append("style=dashed") }
+                let perFrame = carriesFrames(src, catalog, roles)
+                if let out { attrs.append("label=\(DOT.id(out.type.rawValue + (perFrame ? " ×t" : "")))") }
+                if perFrame { attrs.append("penwidth=1.6") } else { attrs.append("style=dashed") }
                 if out?.differentiable == true && input?.differentiable == true { attrs.append("color=\"#1f5fbf\"") }
                 lines.append("  \(DOT.id(src.node)):\(DOT.id("o_" + DOT.port(src.port))):e -> \(DOT.id(n.id)):\(DOT.id("i_" + DOT.port(port))):w [\(attrs.joined(separator: ", "))];")
             }

@@ -30,7 +30,7 @@ extension Engine {
     /// Values on a node's inputs that come from static outputs.
     func staticInputs(_ id: String) throws -> Inputs {
         var values: [String: Value] = [:]
-        for (port, src) in graph.node(id)!.inputs where spec(src.node).output(src.port)?.rate == .staticRate {
+        for (port, src) in graph.node(id)!.inputs where !perFrame(src) {
             values[port] = try staticOutputs(src.node)?[src.port]
                 ?? { throw RunError(node: id, type: graph.node(id)!.type, "input \(port): \(src) has no value (it did not run)") }()
         }
@@ -42,7 +42,7 @@ extension Engine {
     func frameInputs(_ id: String, frame t: Int, statics: Inputs) throws -> Inputs {
         var values = statics.values
         var loaded: [String: [String: Value]] = [:]
-        for (port, src) in graph.node(id)!.inputs where spec(src.node).output(src.port)?.rate == .perFrame {
+        for (port, src) in graph.node(id)!.inputs where perFrame(src) {
             if loaded[src.node] == nil {
                 guard let outs = store.load(entryKey(src.node, frame: t)) else {
                     // Planned as cached but unreadable now (damaged, or removed by another
@@ -59,8 +59,10 @@ extension Engine {
     /// Writes one result to the cache after checking the operator produced every declared output.
     func put(_ id: String, frame: Int?, _ outputs: [String: Value]) throws {
         let node = graph.node(id)!
+        // A map running as a static node owes all its outputs once.
         let rateWanted: Rate = frame == nil ? .staticRate : .perFrame
-        for port in spec(id).outputs where port.rate == rateWanted && outputs[port.name] == nil {
+        let owed = spec(id).outputs.filter { spec(id).role == .map || $0.rate == rateWanted }
+        for port in owed where outputs[port.name] == nil {
             throw RunError(node: id, type: node.type, frame: frame, "produced no value for its output \"\(port.name)\"")
         }
         do {

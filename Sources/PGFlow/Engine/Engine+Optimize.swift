@@ -72,7 +72,7 @@ extension Engine {
         var values: [String: Value] = [:]
         for (port, src) in node.inputs {
             if let v = live[src.node]?[src.port] { values[port] = v; continue }
-            if spec(src.node).output(src.port)?.rate == .perFrame {
+            if perFrame(src) {
                 guard let t, let outs = store.load(entryKey(src.node, frame: t)) else {
                     throw RunError(node: id, type: node.type, frame: t, "the value of \(src) is not in the cache")
                 }

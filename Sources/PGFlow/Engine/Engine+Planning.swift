@@ -74,7 +74,7 @@ extension Engine {
             let node = graph.node(id)!
             let isSink = role(id) == .sink
             for (_, src) in node.inputs {
-                if spec(src.node).output(src.port)?.rate == .perFrame {
+                if perFrame(src) {
                     need[src.node, default: []].formUnion(isSink ? Set(all) : frames)
                 } else {
                     needStatic.insert(src.node)

@@ -18,6 +18,8 @@ public final class Engine: Sendable {
     /// Node id → its params and file digests, worked out once (hashing files is not free).
     let ingredients: [String: Ingredients]
     let order: [String]
+    /// How each node is called (see `Graph.roles`).
+    let roles: [String: NodeRole]
     /// Recipes of the previous run of this graph with this cache, for `--explain`.
     let previous: [String: Recipe]
     let state = Mutex(EngineState())
@@ -59,6 +61,7 @@ public final class Engine: Sendable {
         self.files = store.fileDigests
         guard let order = graph.topologicalOrder() else { throw RunError("the graph has a cycle") }
         self.order = order
+        self.roles = graph.roles(catalog) ?? [:]
         self.ingredients = try Engine.gatherIngredients(graph, catalog, self.operators, order, files)
         self.previous = RunRecord.load(cacheDirectory, graph: graph)
         let recipes = Engine.recipes(graph, order, ingredients, states: [:])
@@ -140,7 +143,9 @@ public final class Engine: Sendable {
     }
 
     func spec(_ id: String) -> NodeSpec { catalog[graph.node(id)!.type]! }
-    func role(_ id: String) -> NodeRole { spec(id).role }
+    func role(_ id: String) -> NodeRole { roles[id] ?? spec(id).role }
+    /// Whether this output holds one value per frame in this graph.
+    func perFrame(_ src: PortRef) -> Bool { graph.carriesFrames(src, catalog, roles) }
     public func recipe(_ id: String) -> Recipe? { state.withLock { $0.recipes[id] } }
     func entryKey(_ id: String, frame: Int?) -> CacheKey { recipe(id)!.entryKey(frame: frame) }
 

@@ -3,6 +3,7 @@ extension Graph {
     /// Runs before anything executes; `pgflow validate` prints exactly these.
     public func validate(_ catalog: Catalog) -> [Diagnostic] {
         var out: [Diagnostic] = []
+        let roles = self.roles(catalog)
         func problem(_ path: String, _ message: String, atKey: Bool = false) {
             out.append(Diagnostic(file: document.file, path: path,
                                   location: atKey ? document.keyLocation(path) : document.location(path),
@@ -53,7 +54,7 @@ extension Graph {
                 if output.type != input.type {
                     problem(path, "input \"\(port)\" of node \"\(n.id)\" expects \(input.type.rawValue), got \(output.type.rawValue) from \(src)")
                 }
-                if output.rate == .perFrame && input.rate == .staticRate {
+                if let roles, carriesFrames(src, catalog, roles) && input.rate == .staticRate {
                     problem(path, "input \"\(port)\" of node \"\(n.id)\" takes one static value, but \(src) gives one value per frame")
                 }
             }
@@ -65,7 +66,7 @@ extension Graph {
         for cycle in cycles() {
             problem("nodes.\(cycle[0])", "cycle: \(cycle.joined(separator: " → ")); a graph must be acyclic")
         }
-        if cycles().isEmpty { out += frameRateProblems(catalog) }
+        if let roles { out += frameRateProblems(catalog, roles) }
 
         // Targets and stages
         func checkTarget(_ t: Target, _ path: String) {
@@ -105,27 +106,15 @@ extension Graph {
         return out
     }
 
-    /// A per-frame node needs frames from somewhere: a source upstream through per-frame ports.
-    private func frameRateProblems(_ catalog: Catalog) -> [Diagnostic] {
-        var framed: [String: Bool] = [:]
+    /// A sink consumes frames, so something upstream must produce them.
+    private func frameRateProblems(_ catalog: Catalog, _ roles: [String: NodeRole]) -> [Diagnostic] {
         var out: [Diagnostic] = []
-        for id in topologicalOrder() ?? [] {
-            guard let n = node(id), let spec = catalog[n.type] else { continue }
-            switch spec.role {
-            case .source: framed[id] = true
-            case .staticNode: framed[id] = false
-            case .map, .sink:
-                let fed = n.inputs.contains { port, src in
-                    guard spec.input(port)?.rate == .perFrame, let from = node(src.node),
-                          let out = catalog[from.type]?.output(src.port) else { return false }
-                    return out.rate == .perFrame && framed[src.node] == true
-                }
-                framed[id] = fed
-                let hasInputs = !n.inputs.isEmpty
-                if !fed && hasInputs && spec.inputs.contains(where: { $0.rate == .perFrame && !$0.optional }) {
-                    out.append(Diagnostic(file: document.file, path: "\(n.path).in", location: document.location("\(n.path).in"),
-                                          message: "node \"\(id)\" (\(n.type)) works per frame, but none of its per-frame inputs comes from a frame source"))
-                }
+        for n in nodes where roles[n.id] == .sink {
+            guard let spec = catalog[n.type] else { continue }
+            let fed = n.inputs.contains { port, src in spec.input(port)?.rate == .perFrame && carriesFrames(src, catalog, roles) }
+            if !fed && !n.inputs.isEmpty {
+                out.append(Diagnostic(file: document.file, path: "\(n.path).in", location: document.location("\(n.path).in"),
+                                      message: "node \"\(n.id)\" (\(n.type)) consumes frames, but none of its per-frame inputs comes from a frame source"))
             }
         }
         return out
