@@ -3,6 +3,7 @@ import PGFlow
 /// Every node type pgflow ships. A test asserts this list and `Nodes/*.json` name the same types.
 public enum Registry {
     public static let operators: [any Operator.Type] = [
+        GaussianField.self,
     ]
 
     public static func lookup(_ type: String) -> (any Operator.Type)? {
