@@ -10,7 +10,7 @@ import Foundation
 struct HeadGeometry {
     static let columns = 96
     /// Rows of the profile, both poles included (the mouth pocket adds four more).
-    static let profileRows = 100
+    static let profileRows = 112
     /// Column warp: columns are ⅓ as far apart on the face as on the back of the head.
     static let warp = 0.5
     static let mouthY = -0.075
@@ -49,7 +49,9 @@ struct HeadGeometry {
         Ring(y: -0.365, rx: 0.190, front: 0.095, back: 0.094, zc: -0.030, n: 3.6),
         Ring(y: -0.373, rx: 0.000, front: 0.000, back: 0.000, zc: -0.030, n: 3.6),  // bottom pole
     ]
-    static let mouthRing = 8, underChinRing = 11, neckBaseRing = 14
+    static let browRing = 5, noseRing = 7, mouthRing = 8, underChinRing = 11, neckBaseRing = 14
+    /// The eye opening spans eyeY ± eyeHalfHeight; a blink stretches the lid from eyeY + blinkTop.
+    static let eyeHalfHeight = 0.0045, blinkTop = 0.016
 
     /// A grid row: where it sits on the profile and, for the mouth pocket, which pocket row.
     struct Row {
@@ -86,24 +88,36 @@ struct HeadGeometry {
             let tm = total * (Double(i) - 0.5) / Double(steps)
             let y = profile[0](tm)
             let face = HeadMath.smoothstep(-0.145, -0.125, y) * (1 - HeadMath.smoothstep(0.05, 0.07, y))
-            cumulative.append(cumulative[i - 1] + 1 + 2 * face)
+            // Denser still across the eyes and lips, which blinks and mouth shapes fold.
+            let eyes = exp(-pow((y - HeadGeometry.eyeY) / 0.012, 2)), lips = exp(-pow((y - HeadGeometry.mouthY) / 0.015, 2))
+            cumulative.append(cumulative[i - 1] + 1 + 2 * face + 2 * eyes + 1.5 * lips)
         }
         var rowT: [Double] = []
         let n = HeadGeometry.profileRows
         var s = 0
         for r in 0..<n {
             let target = cumulative[steps] * Double(r) / Double(n - 1)
-            while s < steps && cumulative[s + 1] < target { s += 1 }
+            while s < steps - 1 && cumulative[s + 1] < target { s += 1 }
             let span = cumulative[s + 1] - cumulative[s]
             let frac = span > 0 ? (target - cumulative[s]) / span : 0
             rowT.append(total * (Double(s) + min(1, max(0, frac))) / Double(steps))
         }
         rowT[0] = 0
         rowT[n - 1] = total
-        // One row exactly on the mouth line: the lips meet there.
+        // One row exactly on the mouth line, where the lips meet, and rows exactly on the eye
+        // opening's edges and below the brows, where a blink folds the surface.
         let tMouth = t[HeadGeometry.mouthRing]
         let nearest = (1..<(n - 1)).min { abs(rowT[$0] - tMouth) < abs(rowT[$1] - tMouth) }!
         rowT[nearest] = tMouth
+        let y = profile[0]
+        for target in [HeadGeometry.eyeY + HeadGeometry.blinkTop, HeadGeometry.eyeY + HeadGeometry.eyeHalfHeight,
+                       HeadGeometry.eyeY - HeadGeometry.eyeHalfHeight] {
+            var lo = t[HeadGeometry.browRing], hi = t[HeadGeometry.noseRing]   // y falls from lo to hi
+            for _ in 0..<60 { let mid = 0.5 * (lo + hi); if y(mid) > target { lo = mid } else { hi = mid } }
+            let ts = 0.5 * (lo + hi)
+            let row = (1..<(n - 1)).filter { $0 != nearest }.min { abs(rowT[$0] - ts) < abs(rowT[$1] - ts) }!
+            rowT[row] = ts
+        }
         var rows = rowT.map { Row(t: $0, pocket: 0) }
         rows.insert(contentsOf: (1...4).map { Row(t: tMouth, pocket: $0) }, at: nearest + 1)
         self.rows = rows

@@ -70,7 +70,7 @@ extension HeadModel {
             }
             // Eyes: an almond of sclera with iris and pupil, outlined by the lids.
             let ex = ax - HeadGeometry.eyeX, ey = y - HeadGeometry.eyeY
-            let halfHeight = 0.0048 * max(0, 1 - pow(ex / 0.0128, 2))
+            let halfHeight = HeadGeometry.eyeHalfHeight * max(0, 1 - pow(ex / 0.0128, 2))
             if halfHeight > 0 {
                 let lidDistance = abs(ey) - halfHeight
                 var eye = SIMD3(0.93, 0.92, 0.90)

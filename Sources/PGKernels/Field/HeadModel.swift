@@ -200,7 +200,8 @@ struct HeadModelBuilder {
             for (k, eye) in [(3, HeadGeometry.eyeX), (4, -HeadGeometry.eyeX)] {
                 let across = 1 - HeadMath.smoothstep(0.010, 0.017, abs(s - eye))
                 if across <= 0 || front <= 0 { continue }
-                let low = HeadGeometry.eyeY - 0.0045, openTop = HeadGeometry.eyeY + 0.0045, top = HeadGeometry.eyeY + 0.016
+                let low = HeadGeometry.eyeY - HeadGeometry.eyeHalfHeight, openTop = HeadGeometry.eyeY + HeadGeometry.eyeHalfHeight
+                let top = HeadGeometry.eyeY + HeadGeometry.blinkTop
                 let keep = 0.08
                 var mapped = y
                 if y >= low && y <= openTop {

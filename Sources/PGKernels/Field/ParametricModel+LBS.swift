@@ -39,6 +39,15 @@ public struct SkinnedMesh: Sendable {
     /// World transform of each joint's frame (3×4), so the posed joint is its translation column.
     public var jointTransforms: [Float]    // [J, 12]
 
+    public init(restVertices: [Float], vertexTransforms: [Float], joints: [Float] = [], jointTransforms: [Float] = []) {
+        precondition(restVertices.count % 3 == 0 && vertexTransforms.count == restVertices.count * 4,
+                     "a skinned mesh needs [V, 3] rest vertices and [V, 12] transforms")
+        self.restVertices = restVertices
+        self.vertexTransforms = vertexTransforms
+        self.joints = joints
+        self.jointTransforms = jointTransforms
+    }
+
     /// M(β, θ, ψ) + ΔM: the posed vertices.
     public func posedVertices() -> [Float] {
         let v = restVertices.count / 3
