@@ -1,6 +1,14 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The numeric kernels are written with 8-wide SIMD types; on x86-64 they compile to AVX2 (any x86
+// CPU since 2013) instead of pairs of SSE instructions, which halves the Splat rasterizer's time.
+#if arch(x86_64)
+let kernelSettings: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma"])]
+#else
+let kernelSettings: [SwiftSetting] = []
+#endif
+
 // C libraries sit behind one system-library shim target each (module.modulemap + shim.h);
 // Swift modules import them privately so no C type reaches public API.
 let package = Package(
@@ -30,13 +38,16 @@ let package = Package(
 
         // Swift modules, bottom up
         .target(name: "PGTensor", dependencies: ["CZlib"]),
-        .target(name: "PGKernels", dependencies: ["CBLAS", "PGTensor"]),
+        .target(name: "PGKernels", dependencies: ["CBLAS", "PGTensor"], swiftSettings: kernelSettings),
         .target(name: "PGMedia", dependencies: ["PGTensor", "CFFmpeg", "CPNG"]),
         .target(name: "PGFlow", dependencies: [
             "PGTensor", "CJSONC",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .target(name: "PGNodes", dependencies: ["PGFlow", "PGTensor", "PGKernels", "PGMedia"]),
+        .target(name: "PGNodes", dependencies: [
+            "PGFlow", "PGTensor", "PGKernels", "PGMedia",
+            .product(name: "Crypto", package: "swift-crypto"),   // Encoder's File.sha256
+        ]),
         .executableTarget(name: "pgflow", dependencies: [
             "PGNodes", "PGFlow", "PGTensor", "PGKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -46,7 +57,7 @@ let package = Package(
 
         // Tests: one target per module, one that runs every graph in Graphs/, one for the CLI.
         .testTarget(name: "PGTensorTests", dependencies: ["PGTensor"]),
-        .testTarget(name: "PGKernelsTests", dependencies: ["PGKernels", "PGTensor"]),
+        .testTarget(name: "PGKernelsTests", dependencies: ["PGKernels", "PGTensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PGMediaTests", dependencies: ["PGMedia", "PGTensor"]),
         .testTarget(name: "PGFlowTests", dependencies: ["PGFlow", "PGTensor"]),
         .testTarget(name: "PGNodesTests", dependencies: ["PGNodes", "PGFlow", "PGTensor", "PGKernels", "PGMedia"]),

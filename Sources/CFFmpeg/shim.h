@@ -11,9 +11,24 @@
 // AVERROR(e) and AVERROR_EOF are function-like/compound macros that Swift cannot import.
 static inline int pg_averror(int e) { return AVERROR(e); }
 static inline int pg_averror_eof(void) { return AVERROR_EOF; }
+// The FFERRTAG-built codes are macro expressions Swift cannot import; errors are mapped by them.
+static inline int pg_averror_invaliddata(void) { return AVERROR_INVALIDDATA; }
+static inline int pg_averror_decoder_not_found(void) { return AVERROR_DECODER_NOT_FOUND; }
+static inline int pg_averror_encoder_not_found(void) { return AVERROR_ENCODER_NOT_FOUND; }
+static inline int pg_averror_demuxer_not_found(void) { return AVERROR_DEMUXER_NOT_FOUND; }
+static inline int pg_averror_muxer_not_found(void) { return AVERROR_MUXER_NOT_FOUND; }
+static inline int pg_averror_stream_not_found(void) { return AVERROR_STREAM_NOT_FOUND; }
+static inline int pg_averror_patchwelcome(void) { return AVERROR_PATCHWELCOME; }
 // AV_NOPTS_VALUE is an INT64_C(...) expression macro.
 static inline int64_t pg_av_nopts_value(void) { return AV_NOPTS_VALUE; }
 // AV_TIME_BASE_Q is a compound literal.
 static inline AVRational pg_av_time_base_q(void) { return AV_TIME_BASE_Q; }
 // av_err2str is a macro around a stack buffer; give Swift a caller-owned buffer instead.
 static inline void pg_av_strerror(int err, char *buf, size_t size) { av_strerror(err, buf, size); }
+// AV_PIX_FMT_RGB48 / RGBA64 are AV_PIX_FMT_NE(...) macros choosing the host's byte order, which
+// is what Swift's UInt16 loads expect.
+static inline enum AVPixelFormat pg_pix_fmt_rgb48(void) { return AV_PIX_FMT_RGB48; }
+static inline enum AVPixelFormat pg_pix_fmt_rgba64(void) { return AV_PIX_FMT_RGBA64; }
+// AVFrame.data/linesize are fixed C arrays (Swift tuples); these read one plane without tuple juggling.
+static inline uint8_t *pg_frame_plane(const AVFrame *f, int i) { return f->data[i]; }
+static inline int pg_frame_linesize(const AVFrame *f, int i) { return f->linesize[i]; }

@@ -15,5 +15,9 @@ static inline unsigned int pg_png_format_rgba(void) { return PNG_FORMAT_RGBA; }
 static inline unsigned int pg_png_format_flag_linear(void) { return PNG_FORMAT_FLAG_LINEAR; }
 static inline unsigned int pg_png_format_flag_alpha(void) { return PNG_FORMAT_FLAG_ALPHA; }
 static inline unsigned int pg_png_format_flag_color(void) { return PNG_FORMAT_FLAG_COLOR; }
+// Palette files report this flag; clearing it asks libpng to expand the palette for us.
+static inline unsigned int pg_png_format_flag_colormap(void) { return PNG_FORMAT_FLAG_COLORMAP; }
 // PNG_IMAGE_VERSION is a macro; the struct must carry it before any call.
 static inline unsigned int pg_png_image_version(void) { return PNG_IMAGE_VERSION; }
+// PNG_IMAGE_FAILED is a macro over warning_or_error; a warning alone is not a failure.
+static inline int pg_png_image_failed(const png_image *image) { return PNG_IMAGE_FAILED(*image); }

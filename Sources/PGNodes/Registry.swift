@@ -3,6 +3,12 @@ import PGFlow
 /// Every node type pgflow ships. A test asserts this list and `Nodes/*.json` name the same types.
 public enum Registry {
     public static let operators: [any Operator.Type] = [
+        VideoSource.self,
+        Encoder.self,
+        Composite.self,
+        CameraFile.self,
+        GaussianCloud.self,
+        Splat.self,
         GaussianField.self,
     ]
 

@@ -130,3 +130,29 @@ func trainingGraph(steps: Int = 600, lastSteps: Int = 50, checkpointEvery: Int =
         }
     }
 }
+
+@Test func gradientCheckerAcceptsCorrectVJPsAndCatchesAWrongOne() throws {
+    let seed: UInt64 = 42
+    let x = Tensor(shape: [3], scalars: [0.5, -1.5, 2])
+    let inputs = Inputs(["in": .tensor(x)], parameters: ["g": Tensor(shape: [1], scalars: [0.8])])
+    let good = try GradientCheck(seed: seed).check(Gain(params: Params([:], baseDirectory: URL(fileURLWithPath: "/"))),
+                                                  inputs: inputs, wrt: ["in"], outputs: ["out"])
+    #expect(good.isEmpty, "seed \(seed): \(good)")
+    /// Gain with its parameter gradient off by a factor of two.
+    struct BrokenGain: Differentiable {
+        static let type = "BrokenGain"
+        static let version = 1
+        init(params: Params) throws {}
+        func forward(_ inputs: Inputs, frame: Int?, context: RunContext) throws -> (outputs: [String: Value], saved: Saved) {
+            try Gain(params: Params([:], baseDirectory: URL(fileURLWithPath: "/"))).forward(inputs, frame: frame, context: context)
+        }
+        func vjp(_ c: [String: Value], saved: Saved, inputs: Inputs, frame: Int?, context: RunContext) throws -> Gradients {
+            var g = try Gain(params: Params([:], baseDirectory: URL(fileURLWithPath: "/"))).vjp(c, saved: saved, inputs: inputs, frame: frame, context: context)
+            g.parameters["g"] = g.parameters["g"]! * 2
+            return g
+        }
+    }
+    let bad = try GradientCheck(seed: seed).check(BrokenGain(params: Params([:], baseDirectory: URL(fileURLWithPath: "/"))),
+                                                 inputs: inputs, wrt: ["in"], outputs: ["out"])
+    #expect(bad.count == 1 && bad[0].name == "parameter g", "seed \(seed): \(bad)")
+}

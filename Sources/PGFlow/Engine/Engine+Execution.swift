@@ -45,8 +45,9 @@ extension Engine {
         for (port, src) in graph.node(id)!.inputs where spec(src.node).output(src.port)?.rate == .perFrame {
             if loaded[src.node] == nil {
                 guard let outs = store.load(entryKey(src.node, frame: t)) else {
-                    throw RunError(node: id, type: graph.node(id)!.type, frame: t,
-                                   "the value of \(src) for frame \(t) is not in the cache (was the cache cleared during the run?)")
+                    // Planned as cached but unreadable now (damaged, or removed by another
+                    // process): the caller plans again and recomputes it.
+                    throw StaleEntry(node: src.node, frame: t)
                 }
                 loaded[src.node] = outs
             }
@@ -132,11 +133,14 @@ extension Engine {
                 guard let source = op as? any FrameSource else { throw RunError(node: id, type: node.type, "\(node.type) is not a frame source") }
                 let wanted = frames ?? []
                 var done = 0
+                // A sequential source fails on the frame after the last one it handed over.
+                failedFrame = wanted.first
                 try source.produce(frames: wanted, inputs: statics, context: context) { t, outs in
                     try context.checkCancelled()
                     failedFrame = t
                     try put(id, frame: t, outs)
                     done += 1
+                    failedFrame = done < wanted.count ? wanted[done] : nil
                     emit(.progress(node: id, done: done, total: wanted.count))
                 }
                 failedFrame = nil
@@ -168,6 +172,8 @@ extension Engine {
                     throw e
                 }
             }
+        } catch let stale as StaleEntry {
+            throw stale
         } catch {
             let run = (error as? RunError) ?? RunError(node: id, type: node.type, frame: failedFrame, Engine.describe(error))
             emit(.failed(node: id, type: node.type, frame: run.frame, message: run.message))
@@ -175,4 +181,10 @@ extension Engine {
         }
         emit(.finished(node: id, type: node.type, seconds: Date().timeIntervalSince(started), frames: count))
     }
+}
+
+/// A cache entry the plan counted on could not be read when it was needed.
+struct StaleEntry: Error {
+    var node: String
+    var frame: Int?
 }

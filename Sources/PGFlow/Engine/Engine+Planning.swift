@@ -2,8 +2,21 @@ import Foundation
 import Synchronization
 
 extension Engine {
-    /// Makes every target available in the cache, running only what is missing.
+    /// Makes every target available in the cache, running only what is missing. An entry found
+    /// damaged while running is dropped by the cache; planning again recomputes it.
     func materialize(_ targets: [Target]) throws {
+        var attempts = 0
+        while true {
+            do {
+                return try materializeOnce(targets)
+            } catch let stale as StaleEntry where attempts < 3 {
+                attempts += 1
+                emit(.warning("\(stale.node)\(stale.frame.map { " frame \($0)" } ?? ""): cached value unreadable; recomputing"))
+            }
+        }
+    }
+
+    private func materializeOnce(_ targets: [Target]) throws {
         let needed = graph.ancestors(of: targets.map(\.node))
         let nodes = order.filter(needed.contains)
 

@@ -94,10 +94,15 @@ public final class Engine: Sendable {
                     // Content, not name, decides reuse: a moved file with the same bytes stays cached.
                     canon[p.name] = "<file>"
                     let url = Params.resolve(path, against: graph.directory)
-                    do { digests[p.name] = try files.sha256(of: url) } catch {
-                        let at = "\(node.path).params.\(p.name)"
+                    let at = "\(node.path).params.\(p.name)"
+                    func report(_ message: String) {
                         missing.append(Diagnostic(file: graph.document.file, path: at, location: graph.document.location(at),
-                                                  message: "node \"\(id)\" (\(node.type)): cannot read \(url.path): \(Engine.reason(error))"))
+                                                  message: "node \"\(id)\" (\(node.type)), param \"\(p.name)\": \(message)"))
+                    }
+                    if !FileManager.default.fileExists(atPath: url.path) {
+                        report("no such file or folder: \(url.path)")
+                    } else {
+                        do { digests[p.name] = try files.sha256(of: url) } catch { report("\(error)") }
                     }
                 } else {
                     canon[p.name] = v.canonical
@@ -132,12 +137,6 @@ public final class Engine: Sendable {
         let states = state.withLock { $0.parameterStates }
         let recipes = Engine.recipes(graph, order, ingredients, states: states)
         state.withLock { st in st.recipes.merge(recipes) { _, new in new } }
-    }
-
-    static func reason(_ error: Error) -> String {
-        if let e = error as? CocoaError, e.code == .fileReadNoSuchFile || e.code == .fileNoSuchFile { return "no such file" }
-        if let e = error as? POSIXError, e.code == .ENOENT { return "no such file" }
-        return "\(error)"
     }
 
     func spec(_ id: String) -> NodeSpec { catalog[graph.node(id)!.type]! }

@@ -58,7 +58,10 @@ public struct JSONDocument: Sendable {
         guard let tok = json_tokener_new_ex(256) else { fatalError("json-c could not allocate a tokener") }
         defer { json_tokener_free(tok) }
         json_tokener_set_flags(tok, Int32(JSON_TOKENER_STRICT))
-        let obj: OpaquePointer? = bytes.withUnsafeBufferPointer { buf in
+        // A trailing newline ends a top-level number ("3" alone would leave json-c waiting for
+        // more digits); it changes no offsets.
+        let terminated = bytes + [0x0A]
+        let obj: OpaquePointer? = terminated.withUnsafeBufferPointer { buf in
             buf.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buf.count) {
                 json_tokener_parse_ex(tok, $0, Int32(buf.count))
             }

@@ -1,0 +1,102 @@
+import Crypto
+import Foundation
+import PGFlow
+import PGMedia
+import PGTensor
+
+/// Writes the frames it receives to an H.264/MPEG-4 video or a folder of PNGs, and outputs a
+/// `File` record with the result's path and SHA-256. See `Nodes/Encoder.json`.
+public struct Encoder: FrameSink {
+    public static let type = "Encoder"
+    public static let version = 1
+
+    let url: URL
+    let settings: EncoderSettings
+    /// Set when the graph gives `fps`; otherwise it comes from `meta`, else 25.
+    let fps: Double?
+
+    public init(params: Params) throws {
+        url = try params.url("path")
+        let codecName = try params.string("codec")
+        guard let codec = VideoCodec(rawValue: codecName) else {
+            throw OperatorError("param 'codec' should be one of \(VideoCodec.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(codecName)\"")
+        }
+        let chromaName = try params.string("pixel_format")
+        guard let chroma = ChromaFormat(rawValue: chromaName) else {
+            throw OperatorError("param 'pixel_format' should be one of \(ChromaFormat.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(chromaName)\"")
+        }
+        let crf = try params.int("crf")
+        guard (0...51).contains(crf) else { throw OperatorError("param 'crf' should be 0…51, got \(crf)") }
+        let preset = try params.string("preset")
+        guard EncoderSettings.presets.contains(preset) else {
+            throw OperatorError("param 'preset' should be one of \(EncoderSettings.presets.joined(separator: ", ")), got \"\(preset)\"")
+        }
+        let bits = try params.int("bits")
+        guard bits == 8 || bits == 16 else { throw OperatorError("param 'bits' should be 8 or 16, got \(bits)") }
+        if params.has("fps") {
+            let f = try params.double("fps")
+            guard f.isFinite && f > 0 else { throw OperatorError("param 'fps' should be a positive number, got \(f)") }
+            fps = f
+        } else {
+            fps = nil
+        }
+        settings = EncoderSettings(codec: codec, crf: crf, preset: preset, chroma: chroma, bits: bits)
+    }
+
+    public func consume(_ frames: FrameStream, inputs: Inputs, context: RunContext) throws -> [String: Value] {
+        let meta = inputs["meta"]?.record
+        var settings = self.settings
+        settings.fps = fps ?? meta?["fps"]?.number ?? VideoInfo.defaultFPS
+        settings.threads = context.threads
+        // The source (and matte) named in meta are being read: never write over them.
+        let inputsRead = ["path", "matte"].compactMap { meta?[$0]?.string }.map { URL(fileURLWithPath: $0) }
+        // Opening checks the destination before the first frame is pulled (and rendered upstream).
+        let writer = try VideoWriter(url, settings: settings, protecting: inputsRead)
+        if writer.codec != settings.codec {
+            context.warn("this FFmpeg has no libx264 encoder; writing MPEG-4 Part 2 to \(url.path) instead of H.264")
+        }
+        do {
+            while let (_, frameInputs) = try frames.next() {
+                try context.checkCancelled()
+                try writer.append(try frameInputs.tensor("frames"))
+                context.progress(writer.framesWritten, of: frames.count)
+            }
+            try writer.finish()
+        } catch {
+            writer.cancel()
+            throw error
+        }
+        let digest = try Self.sha256(of: writer.url, folder: writer.codec == .png)
+        return ["file": .record(["path": .string(writer.url.path), "sha256": .string(digest)])]
+    }
+
+    /// SHA-256 of a file's bytes, hex. For a PNG folder: of every file in name order, each as
+    /// its name, a zero byte, its size as 8 little-endian bytes, then its bytes.
+    static func sha256(of url: URL, folder: Bool) throws -> String {
+        var hasher = SHA256()
+        func feed(_ file: URL) throws {
+            guard let handle = FileHandle(forReadingAtPath: file.path) else {
+                throw MediaError(.fileNotFound, path: file.path, "Cannot read '\(file.path)' to hash it: it disappeared after writing")
+            }
+            defer { try? handle.close() }
+            while true {
+                let chunk = handle.readData(ofLength: 1 << 20)
+                if chunk.isEmpty { break }
+                hasher.update(data: chunk)
+            }
+        }
+        if folder {
+            let names = try FileManager.default.contentsOfDirectory(atPath: url.path).filter { !$0.hasPrefix(".") }.sorted()
+            for name in names {
+                let file = url.appendingPathComponent(name)
+                let size = (try FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)?.uint64Value ?? 0
+                hasher.update(data: Data(name.utf8) + [0])
+                withUnsafeBytes(of: size.littleEndian) { hasher.update(bufferPointer: $0) }
+                try feed(file)
+            }
+        } else {
+            try feed(url)
+        }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}
