@@ -1,6 +1,7 @@
 import Foundation
 import PGFlow
 import PGKernels
+import PGMedia
 import PGTensor
 import Synchronization
 
@@ -35,6 +36,10 @@ public struct GaussianField: Trainable {
         var scaleBound: Float
         var seed: UInt64
         var shapeCount: Int?
+        /// Static-cloud mode from a 3DGS `.ply` instead of the `cloud` input.
+        var ply: URL?
+        /// A PNG whose RGB initialises features 0–2.
+        var textureFile: URL?
     }
 
     /// The model and its UV embedding, built on first use and kept for the node's lifetime.
@@ -44,7 +49,8 @@ public struct GaussianField: Trainable {
     }
 
     let settings: Settings
-    private let surfaceCache = SurfaceCache()
+    private let surfaceCache = Cache<Surface>()
+    private let plyCache = Cache<GaussianRecord>()
 
     public init(params: Params) throws {
         let model = try params.string("model")
@@ -61,13 +67,28 @@ public struct GaussianField: Trainable {
             displacement: try params.bool("displacement"), poseCorrectives: try params.bool("pose_correctives"),
             initialOpacity: try params.double("init_opacity"), featureNoise: try params.double("feature_noise"),
             scaleBound: Float(try params.double("scale_bound")), seed: UInt64(truncatingIfNeeded: try params.int("seed")),
-            shapeCount: params.has("shape_count") ? try params.int("shape_count") : nil)
+            shapeCount: params.has("shape_count") ? try params.int("shape_count") : nil,
+            ply: params.has("ply") ? try params.url("ply") : nil,
+            textureFile: params.has("texture_file") ? try params.url("texture_file") : nil)
     }
 
     // MARK: - Setup
 
     func surface() throws -> Surface {
         try surfaceCache.get { try GaussianField.makeSurface(settings) }
+    }
+
+    /// The static cloud: the `cloud` input, or the `ply` param's file; nil in surface mode.
+    func cloud(_ inputs: Inputs) throws -> GaussianRecord? {
+        if let url = settings.ply {
+            guard inputs["cloud"] == nil else { throw OperatorError("give the static cloud either as param 'ply' or as input 'cloud', not both") }
+            return try plyCache.get {
+                let ply: GaussianPLY
+                do { ply = try GaussianPLY.read(url) } catch { throw OperatorError("\(error)") }
+                return try GaussianRecord(.record(try GaussianCloud.record(ply, features: .auto, path: url.path)), what: "'\(url.path)'")
+            }
+        }
+        return try inputs["cloud"].map { try GaussianRecord($0, what: "cloud") }
     }
 
     static func makeSurface(_ s: Settings) throws -> Surface {
@@ -121,9 +142,7 @@ public struct GaussianField: Trainable {
 
     public func initialParameters(_ inputs: Inputs, context: RunContext) throws -> [String: Tensor] {
         let c = settings.channels
-        if let cloud = inputs["cloud"] {
-            return try cloudParameters(try GaussianRecord(cloud, what: "cloud"))
-        }
+        if let cloud = try cloud(inputs) { return cloudParameters(cloud) }
         let s = try surface()
         let n = s.embedding.count
         let points = s.embedding.points(on: s.model.template, faces: s.model.faces)
@@ -136,7 +155,12 @@ public struct GaussianField: Trainable {
             var rng = SeededNormal(seed: settings.seed)
             for i in 0..<features.count { features[i] = Float(settings.featureNoise * rng.next()) }
         }
-        if let texture = inputs["texture"] {
+        var texture = inputs["texture"]
+        if let url = settings.textureFile {
+            guard texture == nil else { throw OperatorError("give the texture either as param 'texture_file' or as input 'texture', not both") }
+            do { texture = .tensor(try PNGImage.read(url).pixels) } catch { throw OperatorError("\(error)") }
+        }
+        if let texture {
             guard let img = texture.tensor, img.rank == 3, img.shape[1] > 0, img.shape[2] > 0 else {
                 throw OperatorError("input 'texture' should be an Image [C, H, W], got \(texture.summary)")
             }
@@ -159,7 +183,7 @@ public struct GaussianField: Trainable {
         return out
     }
 
-    func cloudParameters(_ g: GaussianRecord) throws -> [String: Tensor] {
+    func cloudParameters(_ g: GaussianRecord) -> [String: Tensor] {
         let n = g.count, c = settings.channels
         var features = [Float](repeating: 0, count: n * c)
         for i in 0..<n { for k in 0..<min(c, g.channels) { features[i * c + k] = g.features[i * g.channels + k] } }
@@ -202,8 +226,8 @@ public struct GaussianField: Trainable {
 
         var means: [Float], quats: [Float]
         let tape: Tape
-        if let cloud = inputs["cloud"] {
-            let g = try GaussianRecord(cloud, what: "cloud")
+        let cloud = try cloud(inputs)
+        if let g = cloud {
             guard g.count == n else { throw OperatorError("the cloud has \(g.count) Gaussians but the parameters \(n)") }
             means = g.means
             if let offset { for i in 0..<means.count { means[i] += offset.scalars[i] } }
@@ -234,7 +258,7 @@ public struct GaussianField: Trainable {
             "opacity_logits": .tensor(opacity.reshaped([n])),
             "features": .tensor(features),
         ])
-        let edges = inputs["cloud"] == nil ? try surface().embedding.edges : []
+        let edges = cloud == nil ? try surface().embedding.edges : []
         var smooth = FieldRegularisers.laplacian(logScale.scalars, channels: logScale.count / max(n, 1), edges: edges)
         smooth += FieldRegularisers.laplacian(opacity.scalars, channels: 1, edges: edges)
         smooth += FieldRegularisers.laplacian(features.scalars, channels: features.count / max(n, 1), edges: edges)
@@ -333,7 +357,7 @@ public struct GaussianField: Trainable {
 }
 
 /// The `Gaussians` record as flat arrays, checked for consistent shapes.
-struct GaussianRecord {
+struct GaussianRecord: Sendable {
     var count: Int
     var channels: Int
     var means: [Float]           // [N, 3]
@@ -374,13 +398,13 @@ struct GaussianRecord {
 }
 
 /// Builds a value once and hands out the same one afterwards, failures included.
-final class SurfaceCache: Sendable {
-    private let state = Mutex<Result<GaussianField.Surface, OperatorError>?>(nil)
+final class Cache<Element: Sendable>: Sendable {
+    private let state = Mutex<Result<Element, OperatorError>?>(nil)
 
-    func get(_ make: () throws -> GaussianField.Surface) throws -> GaussianField.Surface {
+    func get(_ make: () throws -> Element) throws -> Element {
         try state.withLock { cached in
             if let cached { return try cached.get() }
-            let result: Result<GaussianField.Surface, OperatorError>
+            let result: Result<Element, OperatorError>
             do { result = .success(try make()) } catch let e as OperatorError { result = .failure(e) } catch {
                 result = .failure(OperatorError("\(error)"))
             }
