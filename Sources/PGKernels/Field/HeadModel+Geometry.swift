@@ -49,7 +49,7 @@ struct HeadGeometry {
         Ring(y: -0.365, rx: 0.190, front: 0.095, back: 0.094, zc: -0.030, n: 3.6),
         Ring(y: -0.373, rx: 0.000, front: 0.000, back: 0.000, zc: -0.030, n: 3.6),  // bottom pole
     ]
-    static let browRing = 5, noseRing = 7, mouthRing = 8, underChinRing = 11, neckBaseRing = 14
+    static let browRing = 5, noseRing = 7, mouthRing = 8, underChinRing = 11, neckBaseRing = 14, chestRing = 18
     /// The eye opening spans eyeY ± eyeHalfHeight; a blink stretches the lid from eyeY + blinkTop.
     static let eyeHalfHeight = 0.0045, blinkTop = 0.016
 
@@ -67,6 +67,8 @@ struct HeadGeometry {
     let phis: [Double]
     /// The row of the upper lip's edge; the pocket rows follow it.
     let mouthRow: Int
+    /// UV v of each row.
+    var rowV: [Double] = []
 
     init() {
         let rings = HeadGeometry.controlRings
@@ -125,6 +127,33 @@ struct HeadGeometry {
 
         let c = HeadGeometry.columns
         phis = (0..<c).map { HeadGeometry.phi(Double($0) / Double(c)) }
+
+        // UV v of every row: 1 at the crown, 0 at the bottom pole, spaced so that texels are square
+        // down the front of the body. Along u, a texel spans 2π(1 − warp)·rx/R on the front
+        // meridian, so v advances by the front arc length over π·rx there. The crown, the shoulders,
+        // the mouth's inside and the cap under the chest get less texture than the face.
+        var arc = [0.0]
+        for i in 1..<rows.count {
+            let a = point(t: rows[i - 1].t, phi: 0, pocket: rows[i - 1].pocket)
+            let b = point(t: rows[i].t, phi: 0, pocket: rows[i].pocket)
+            let r = ring(0.5 * (rows[i - 1].t + rows[i].t), shape: .zero)
+            var weight = 1 / (Double.pi * 2 * (1 - HeadGeometry.warp) * max(r.rx, 0.04))
+            if (1...4).contains(rows[i].pocket) { weight *= 0.35 }   // the segments inside the mouth
+            if r.y < HeadGeometry.controlRings[HeadGeometry.chestRing].y { weight *= 0.25 }
+            else if r.y < HeadGeometry.controlRings[HeadGeometry.neckBaseRing].y { weight *= 0.7 }
+            if r.y > 0.06 { weight *= 0.6 }   // the crown: hair, seen from above or behind
+            arc.append(arc[i - 1] + ((b - a) * (b - a)).sum().squareRoot() * weight)
+        }
+        rowV = arc.map { 1 - $0 / arc.last! }
+    }
+
+    /// Row index (with fraction) of a UV v: the inverse of `rowV`, piecewise linear.
+    func rowCoordinate(v: Double) -> Double {
+        var lo = 0, hi = rowV.count - 1   // rowV falls from 1 to 0
+        if v >= rowV[0] { return 0 }
+        if v <= rowV[hi] { return Double(hi) }
+        while hi - lo > 1 { let mid = (lo + hi) / 2; if rowV[mid] >= v { lo = mid } else { hi = mid } }
+        return Double(lo) + (rowV[lo] - v) / (rowV[lo] - rowV[hi])
     }
 
     /// Longitude of the column parameter w ∈ [0, 1): −π at the back seam, 0 on the face.

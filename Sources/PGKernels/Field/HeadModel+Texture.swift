@@ -12,7 +12,7 @@ extension HeadModel {
         let plane = r * r
         let last = g.rows.count - 1
         for row in 0..<r {
-            let rowCoord = (Double(row) + 0.5) / Double(r) * Double(last)   // 0 at the crown pole
+            let rowCoord = g.rowCoordinate(v: 1 - (Double(row) + 0.5) / Double(r))   // 0 at the crown pole
             let i0 = min(last - 1, Int(rowCoord)), frac = rowCoord - Double(i0)
             let t = g.rows[i0].t + frac * (g.rows[i0 + 1].t - g.rows[i0].t)
             // Position inside the mouth pocket: 0 at the upper lip's edge … 4 at the lower's.
@@ -64,7 +64,7 @@ extension HeadModel {
             face = mix(face, SIMD3(0.35, 0.2, 0.18), nostril)
             // Brows: an arched band, thinning outwards.
             let browY = 0.010 + 0.003 * (1 - pow((ax - 0.03) / 0.022, 2))
-            let browHalf = 0.0022 * (1 - HeadMath.smoothstep(0.035, 0.054, ax)) + 0.0006
+            let browHalf = 0.0026 * (1 - HeadMath.smoothstep(0.038, 0.056, ax)) + 0.0008
             if ax > 0.011 && ax < 0.056 {
                 face = mix(face, SIMD3(0.20, 0.13, 0.08), inside(abs(y - browY) - browHalf, 0.0007))
             }

@@ -83,10 +83,10 @@ struct HeadModelBuilder {
             uvFaces += [ringUV(last - 1, j), bottomUV(j), ringUV(last - 1, j + 1)]
         }
 
-        // UVs: u = column / C (the seam column repeated at u = 1), v = 1 − row / (rows − 1).
+        // UVs: u = column / C (the seam column repeated at u = 1), v from `HeadGeometry.rowV`.
         var uvs: [Float] = []
         for row in 1..<last {
-            for j in 0...c { uvs += [Float(j) / Float(c), 1 - Float(row) / Float(last)] }
+            for j in 0...c { uvs += [Float(j) / Float(c), Float(g.rowV[row])] }
         }
         for j in 0..<c { uvs += [(Float(j) + 0.5) / Float(c), 1] }
         for j in 0..<c { uvs += [(Float(j) + 0.5) / Float(c), 0] }
