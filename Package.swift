@@ -38,7 +38,7 @@ let package = Package(
 
         // Swift modules, bottom up
         .target(name: "PGTensor", dependencies: ["CZlib"]),
-        .target(name: "PGKernels", dependencies: ["CBLAS"], swiftSettings: kernelSettings),
+        .target(name: "PGKernels", dependencies: ["CBLAS", "PGTensor"], swiftSettings: kernelSettings),
         .target(name: "PGMedia", dependencies: ["PGTensor", "CFFmpeg", "CPNG"]),
         .target(name: "PGFlow", dependencies: [
             "PGTensor", "CJSONC",
@@ -49,7 +49,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),   // Encoder's File.sha256
         ]),
         .executableTarget(name: "pgflow", dependencies: [
-            "PGNodes", "PGFlow", "PGTensor",
+            "PGNodes", "PGFlow", "PGTensor", "PGKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmarks that print tables (release build): `swift run -c release pgbench splat`.
@@ -57,7 +57,7 @@ let package = Package(
 
         // Tests: one target per module, one that runs every graph in Graphs/, one for the CLI.
         .testTarget(name: "PGTensorTests", dependencies: ["PGTensor"]),
-        .testTarget(name: "PGKernelsTests", dependencies: ["PGKernels"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PGKernelsTests", dependencies: ["PGKernels", "PGTensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PGMediaTests", dependencies: ["PGMedia", "PGTensor"]),
         .testTarget(name: "PGFlowTests", dependencies: ["PGFlow", "PGTensor"]),
         .testTarget(name: "PGNodesTests", dependencies: ["PGNodes", "PGFlow", "PGTensor", "PGKernels", "PGMedia"]),

@@ -9,6 +9,12 @@ import PGTensor
 ///   (OpenCV axes, row-major, p_cam = R·p + t).
 /// - `Gaussians`: `.record` with tensors `means [N,3]`, `log_scales [N,3]` (or `[N,1]` isotropic),
 ///   `quats [N,4]` (w x y z), `opacity_logits [N]`, `features [N,C]`.
+/// - `Tracking`: `.record` with string `model` (`"builtin:head"` or the model file) and tensors
+///   `shape [S]` (β), `expression [E]` (ψ), `pose [J,3]` (axis-angle per joint relative to its parent,
+///   in the model's kintree order), `rotation [3]` (global axis-angle about the root joint, applied
+///   after `pose[0]`), `translation [3]` and `jaw [3]` (axis-angle composed onto the model's jaw joint
+///   after `pose[jaw]`). Absent tensors are zeros; β and ψ shorter than the model's are zero-padded.
+///   Model space is y up, the face looking along +z (SMPL-X / FLAME). PGNodes' `Tracking` reads and writes it.
 /// - `File`: `.record` with strings `path` and `sha256` (content hash of what was written/read).
 /// - `Scalar`: `.number`, or a rank-0 `.tensor` when it carries gradients.
 public enum Value: Sendable, Equatable {

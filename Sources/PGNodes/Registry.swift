@@ -9,6 +9,7 @@ public enum Registry {
         CameraFile.self,
         GaussianCloud.self,
         Splat.self,
+        GaussianField.self,
     ]
 
     public static func lookup(_ type: String) -> (any Operator.Type)? {

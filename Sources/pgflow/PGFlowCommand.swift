@@ -22,7 +22,7 @@ struct PGFlowCommand: ParsableCommand {
         Exit status: 0 success, 1 a node failed while running, 2 the graph (or command line) is
         invalid, 130 interrupted (finished results stay cached).
         """,
-        subcommands: [Exec.self, Validate.self, Grad.self, NodesCommand.self, Dot.self, CacheCommand.self])
+        subcommands: [Exec.self, Validate.self, Grad.self, NodesCommand.self, Dot.self, CacheCommand.self, Model.self])
 }
 
 /// Options every graph-reading command shares.
