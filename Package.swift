@@ -30,7 +30,7 @@ let package = Package(
 
         // Swift modules, bottom up
         .target(name: "PGTensor", dependencies: ["CZlib"]),
-        .target(name: "PGKernels", dependencies: ["CBLAS"]),
+        .target(name: "PGKernels", dependencies: ["CBLAS", "PGTensor"]),
         .target(name: "PGMedia", dependencies: ["PGTensor", "CFFmpeg", "CPNG"]),
         .target(name: "PGFlow", dependencies: [
             "PGTensor", "CJSONC",
@@ -49,7 +49,7 @@ let package = Package(
 
         // Tests: one target per module, one that runs every graph in Graphs/, one for the CLI.
         .testTarget(name: "PGTensorTests", dependencies: ["PGTensor"]),
-        .testTarget(name: "PGKernelsTests", dependencies: ["PGKernels"]),
+        .testTarget(name: "PGKernelsTests", dependencies: ["PGKernels", "PGTensor"]),
         .testTarget(name: "PGMediaTests", dependencies: ["PGMedia", "PGTensor"]),
         .testTarget(name: "PGFlowTests", dependencies: ["PGFlow", "PGTensor"]),
         .testTarget(name: "PGNodesTests", dependencies: ["PGNodes", "PGFlow", "PGTensor", "PGKernels", "PGMedia"]),
