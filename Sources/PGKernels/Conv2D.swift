@@ -45,10 +45,11 @@ enum ConvEpilogue {
 }
 
 extension ConvWorkspace {
-    /// GEMM columns per band for a GEMM depth of `depth` rows: the band's im2col block is
-    /// `bandBytes`, and there are enough bands to keep every worker busy.
-    func bandColumns(depth: Int, columns: Int) -> Int {
-        var band = max(16, bandBytes / (MemoryLayout<Float>.stride * max(depth, 1)) / 16 * 16)
+    /// GEMM columns per band: the band of input and output planes (Cin + Cout rows) fills
+    /// `bandBytes`, so the k² GEMMs of a band find both in L2; and there are enough bands to keep
+    /// every worker busy.
+    func bandColumns(rows: Int, columns: Int) -> Int {
+        var band = max(16, bandBytes / (MemoryLayout<Float>.stride * max(rows, 1)) / 16 * 16)
         let perWorker = (columns + threads - 1) / threads
         if band > perWorker { band = max(16, (perWorker + 15) / 16 * 16) }
         return min(band, columns)
@@ -56,48 +57,64 @@ extension ConvWorkspace {
 }
 
 // MARK: - Kernels on padded planes (what NeuralRendererNet chains)
+//
+// A k×k "same" convolution is a sum of k² shifted 1×1 convolutions:
+//     y[:, n] = Σ_t W_t · x[:, n + offset(t)],   W_t = weight[:, :, dy, dx]  ([Cout, Cin])
+// and on zero-padded planes every shifted x is itself a matrix with unit column stride and the
+// plane stride as leading dimension. So each band of columns is k² `cblas_sgemm` calls straight on
+// the activation planes: no im2col copy at all (OpenBLAS's own packing is the only one), with the
+// band's output accumulated in L2 and finished (bias, activation, pad re-zeroing) while it is
+// still there. The VJP is the same loop: vWeight_t += vZ · x_shiftedᵀ, and the input gradient is
+// the transposed, spatially flipped convolution vX[:, n] = Σ_t W_tᵀ · vZ[:, n − offset(t)] —
+// a gather, so bands never write into each other.
 
 extension Kernels {
-    /// One layer on padded planes: output = epilogue(weight · im2col(input)).
+    /// Weights [Cout, Cin, k, k] → tap-major [k², Cout, Cin], one GEMM operand per tap.
+    static func convTapMajor(
+        _ weight: UnsafePointer<Float>,             // [Cout, Cin, k, k]
+        into out: UnsafeMutablePointer<Float>,      // [k², Cout, Cin]
+        channelsIn cin: Int, channelsOut cout: Int, kernelSize k: Int
+    ) {
+        let kk = k * k
+        for co in 0..<cout {
+            for ci in 0..<cin {
+                let src = weight + (co * cin + ci) * kk
+                for t in 0..<kk { out[(t * cout + co) * cin + ci] = src[t] }
+            }
+        }
+    }
+
+    /// One layer on padded planes: output = epilogue(Σ_t W_t · shift_t(input)).
     static func convPlanes(
         _ input: UnsafePointer<Float>,              // planes [Cin] of `geometry`
-        weight: UnsafePointer<Float>,               // [Cout, Cin, k, k]
+        tapWeight: UnsafePointer<Float>,            // [k², Cout, Cin] (convTapMajor)
         output: UnsafeMutablePointer<Float>,        // planes [Cout] of `geometry`
         channelsIn cin: Int, channelsOut cout: Int, kernelSize k: Int,
         geometry g: PlaneGeometry, epilogue: ConvEpilogue, workspace ws: ConvWorkspace
     ) {
         assert((k - 1) / 2 <= g.pad)
-        let depth = cin * k * k
-        let band = ws.bandColumns(depth: depth, columns: g.columns)
+        let band = ws.bandColumns(rows: cin + cout, columns: g.columns)
         let bands = (g.columns + band - 1) / band
-        if k > 1 { for scratch in ws.columns { scratch.reserve(depth * band) } }
-        let columns = ws.columns
-        convJobs(bands, workers: ws.threads) { worker, b in
+        let offsets = convTapOffsets(k, g)
+        convJobs(bands, workers: ws.threads) { _, b in
             let n0 = b * band, nb = min(band, g.columns - n0)
-            var source = UnsafePointer(input + g.origin + n0), ldb = g.planeStride
-            if k > 1 {
-                let col = columns[worker].pointer
-                convIm2col(input, channels: cin, kernelSize: k, geometry: g, n0: n0, nb: nb, into: col)
-                source = UnsafePointer(col)
-                ldb = nb
+            for (t, offset) in offsets.enumerated() {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                            Int32(cout), Int32(nb), Int32(cin),
+                            1, tapWeight + t * cout * cin, Int32(cin), input + n0 + offset, Int32(g.planeStride),
+                            t == 0 ? 0 : 1, output + g.origin + n0, Int32(g.planeStride))
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                        Int32(cout), Int32(nb), Int32(depth),
-                        1, weight, Int32(depth), source, Int32(ldb),
-                        0, output + g.origin + n0, Int32(g.planeStride))
             convFinish(epilogue, output, channels: cout, n0: n0, nb: nb, geometry: g)
         }
     }
 
     /// The VJP of one layer on padded planes, from the pre-activation cotangent vZ (pads zero):
-    /// vWeight += vZ · im2col(input)ᵀ, vBias += Σ vZ, and vInput = epilogue(flip(weight)ᵀ ⊛ vZ) —
-    /// the input gradient of a stride-1 "same" convolution is the same convolution of vZ with the
-    /// kernel transposed in channels and flipped in space, so it reuses the forward's band loop and
-    /// gathers instead of scattering (no races between bands).
+    /// vWeight += Σ_bands vZ · shift_t(input)ᵀ per tap, vBias += Σ vZ, and
+    /// vInput = epilogue(Σ_t W_tᵀ · shift_{−t}(vZ)).
     static func convPlanesVJP(
         _ input: UnsafePointer<Float>?,             // planes [Cin]; needed for vWeight
         vPreactivation vZ: UnsafePointer<Float>,    // planes [Cout], pads zero
-        weight: UnsafePointer<Float>,               // [Cout, Cin, k, k]
+        tapWeight: UnsafePointer<Float>,            // [k², Cout, Cin] (convTapMajor)
         vWeight: UnsafeMutablePointer<Float>?,      // [Cout, Cin, k, k], accumulated
         vBias: UnsafeMutablePointer<Float>?,        // [Cout], accumulated
         vInput: UnsafeMutablePointer<Float>?,       // planes [Cin], overwritten
@@ -108,101 +125,81 @@ extension Kernels {
         assert((k - 1) / 2 <= g.pad)
         assert(vWeight == nil || input != nil)
         let kk = k * k
-        let depthW = cin * kk, depthX = cout * kk
         let needW = vWeight != nil, needB = vBias != nil
-        if vInput != nil {
-            // flipped[ci, co, t'] = weight[co, ci, kk−1−t'] (a 180° turn of every k×k kernel).
-            ws.flipped.reserve(cin * cout * kk)
-            let f = ws.flipped.pointer
-            for co in 0..<cout {
-                for ci in 0..<cin {
-                    let src = weight + (co * cin + ci) * kk, dst = f + (ci * cout + co) * kk
-                    for t in 0..<kk { dst[kk - 1 - t] = src[t] }
-                }
-            }
-        }
-        let depth = max(needW ? depthW : 0, vInput != nil ? depthX : 0)
-        let band = ws.bandColumns(depth: max(depth, 1), columns: g.columns)
+        let band = ws.bandColumns(rows: cin + cout, columns: g.columns)
         let bands = (g.columns + band - 1) / band
         let workers = min(ws.threads, bands)
-        if k > 1 { for scratch in ws.columns { scratch.reserve(depth * band) } }
-        let partialCount = cout * depthW + cout     // vWeight then vBias
+        let offsets = convTapOffsets(k, g)
+        // Per worker: vWeight tap-major [k², Cout, Cin], then vBias [Cout].
+        let partialCount = kk * cout * cin + cout
         if needW || needB {
             for w in 0..<workers {
                 ws.weightPartials[w].reserve(partialCount)
                 ws.weightPartials[w].pointer.update(repeating: 0, count: partialCount)
             }
         }
-        let columns = ws.columns, partials = ws.weightPartials
-        let flipped = UnsafePointer(ws.flipped.pointer)
+        let partials = ws.weightPartials
+        // W_tᵀ for every tap, [k², Cin, Cout]: the input-gradient GEMMs then run untransposed,
+        // which OpenBLAS packs much faster than a transposed A.
+        if vInput != nil {
+            ws.transposedWeights.reserve(kk * cin * cout)
+            let wt = ws.transposedWeights.pointer
+            for t in 0..<kk {
+                for co in 0..<cout {
+                    for ci in 0..<cin { wt[(t * cin + ci) * cout + co] = tapWeight[(t * cout + co) * cin + ci] }
+                }
+            }
+        }
+        let transposed = UnsafePointer(ws.transposedWeights.pointer)
         convJobs(bands, workers: workers) { worker, b in
             let n0 = b * band, nb = min(band, g.columns - n0)
-            let col = columns[worker].pointer
             let partial = partials[worker].pointer
             let vZBand = vZ + g.origin + n0
             if needW, let input {
-                var source = UnsafePointer(input + g.origin + n0), ldb = g.planeStride
-                if k > 1 {
-                    convIm2col(input, channels: cin, kernelSize: k, geometry: g, n0: n0, nb: nb, into: col)
-                    source = UnsafePointer(col)
-                    ldb = nb
+                for (t, offset) in offsets.enumerated() {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+                                Int32(cout), Int32(cin), Int32(nb),
+                                1, vZBand, Int32(g.planeStride), input + n0 + offset, Int32(g.planeStride),
+                                1, partial + t * cout * cin, Int32(cin))
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-                            Int32(cout), Int32(depthW), Int32(nb),
-                            1, vZBand, Int32(g.planeStride), source, Int32(ldb),
-                            1, partial, Int32(depthW))
             }
             if needB {
-                for m in 0..<cout {
-                    let row = vZBand + m * g.planeStride
-                    var s: Float = 0
-                    for j in 0..<nb { s += row[j] }
-                    partial[cout * depthW + m] += s
-                }
+                let vBiasPartial = partial + kk * cout * cin
+                for m in 0..<cout { vBiasPartial[m] += convLaneSum(vZBand + m * g.planeStride, nb) }
             }
             if let vInput {
-                var source = vZBand, ldb = g.planeStride
-                if k > 1 {
-                    convIm2col(vZ, channels: cout, kernelSize: k, geometry: g, n0: n0, nb: nb, into: col)
-                    source = UnsafePointer(col)
-                    ldb = nb
+                // Output column n reads vZ at n + origin − (offset(t) − origin) for tap t, which is
+                // tap k²−1−t's offset: offset(t) + offset(k²−1−t) = 2·origin.
+                for (t, offset) in offsets.enumerated() {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                                Int32(cin), Int32(nb), Int32(cout),
+                                1, transposed + (kk - 1 - t) * cin * cout, Int32(cout),
+                                vZ + n0 + offset, Int32(g.planeStride),
+                                t == 0 ? 0 : 1, vInput + g.origin + n0, Int32(g.planeStride))
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                            Int32(cin), Int32(nb), Int32(depthX),
-                            1, flipped, Int32(depthX), source, Int32(ldb),
-                            0, vInput + g.origin + n0, Int32(g.planeStride))
                 convFinish(vInputEpilogue, vInput, channels: cin, n0: n0, nb: nb, geometry: g)
             }
         }
         if needW || needB {
             for w in 0..<workers {
                 let partial = partials[w].pointer
-                if let vWeight { for i in 0..<(cout * depthW) { vWeight[i] += partial[i] } }
-                if let vBias { for m in 0..<cout { vBias[m] += partial[cout * depthW + m] } }
+                if let vWeight {
+                    for co in 0..<cout {
+                        for ci in 0..<cin {
+                            let dst = vWeight + (co * cin + ci) * kk
+                            for t in 0..<kk { dst[t] += partial[(t * cout + co) * cin + ci] }
+                        }
+                    }
+                }
+                if let vBias { for m in 0..<cout { vBias[m] += partial[kk * cout * cin + m] } }
             }
         }
     }
 }
 
-/// Copies the band [n0, n0 + nb) of every (channel, tap) row: col[(c·k + dy)·k + dx, j] =
-/// planes[c][n0 + j + tapOffset(dy, dx)], the row order of a [Cout, Cin, k, k] weight.
-@inline(__always)
-func convIm2col(
-    _ planes: UnsafePointer<Float>,                 // planes [C]
-    channels: Int, kernelSize k: Int, geometry g: PlaneGeometry,
-    n0: Int, nb: Int,
-    into col: UnsafeMutablePointer<Float>           // [C·k·k, nb]
-) {
-    var row = col
-    for c in 0..<channels {
-        let plane = planes + c * g.planeStride + n0
-        for dy in 0..<k {
-            for dx in 0..<k {
-                row.update(from: plane + g.tapOffset(dy: dy, dx: dx, kernelSize: k), count: nb)
-                row += nb
-            }
-        }
-    }
+/// Offsets of the k² taps from a GEMM column to its input, in weight order (dy, dx).
+func convTapOffsets(_ k: Int, _ g: PlaneGeometry) -> [Int] {
+    (0..<(k * k)).map { g.tapOffset(dy: $0 / k, dx: $0 % k, kernelSize: k) }
 }
 
 /// Applies the epilogue to the band [n0, n0 + nb) of every output channel and zeroes the pad
@@ -244,8 +241,8 @@ func convFinish(
 
 extension Kernels {
     /// y = act(weight ⊛ x + bias): a stride-1 convolution with zero padding (k − 1) / 2, as in the
-    /// NeuralRenderer of Eq. 9 (3×3 and 1×1 layers), by banded im2col + `cblas_sgemm` with the bias
-    /// and activation fused into the band's epilogue.
+    /// NeuralRenderer of Eq. 9 (3×3 and 1×1 layers): k² shifted `cblas_sgemm` calls per band of
+    /// zero-padded planes, with the bias and activation fused into the band's epilogue.
     public static func conv2d(
         _ x: UnsafeBufferPointer<Float>,                    // [Cin, H, W]
         weight: UnsafeBufferPointer<Float>,                 // [Cout, Cin, k, k]
@@ -265,7 +262,10 @@ extension Kernels {
             let input = ws.borrowPlanes(g, channels: s.channelsIn)
             let output = ws.borrowPlanes(g, channels: s.channelsOut)
             input.load(x.baseAddress!)
-            convPlanes(input.pointer, weight: weight.baseAddress!, output: output.pointer,
+            ws.packedWeights.reserve(s.weightCount)
+            convTapMajor(weight.baseAddress!, into: ws.packedWeights.pointer,
+                         channelsIn: s.channelsIn, channelsOut: s.channelsOut, kernelSize: s.kernelSize)
+            convPlanes(input.pointer, tapWeight: ws.packedWeights.pointer, output: output.pointer,
                        channelsIn: s.channelsIn, channelsOut: s.channelsOut, kernelSize: s.kernelSize,
                        geometry: g, epilogue: .forward(activation, bias: bias?.baseAddress), workspace: ws)
             output.store(y.baseAddress!)
@@ -315,8 +315,11 @@ extension Kernels {
             let input: ConvPlanes? = vW == nil ? nil : ws.borrowPlanes(g, channels: s.channelsIn)
             input?.load(x.baseAddress!)
             let vInput: ConvPlanes? = vX == nil ? nil : ws.borrowPlanes(g, channels: s.channelsIn)
+            ws.packedWeights.reserve(s.weightCount)
+            convTapMajor(weight.baseAddress!, into: ws.packedWeights.pointer,
+                         channelsIn: s.channelsIn, channelsOut: s.channelsOut, kernelSize: s.kernelSize)
             convPlanesVJP(input.map { UnsafePointer($0.pointer) }, vPreactivation: vZ.pointer,
-                          weight: weight.baseAddress!,
+                          tapWeight: ws.packedWeights.pointer,
                           vWeight: vW?.baseAddress, vBias: vB?.baseAddress, vInput: vInput?.pointer,
                           vInputEpilogue: .cotangent(.identity, output: nil),
                           channelsIn: s.channelsIn, channelsOut: s.channelsOut, kernelSize: s.kernelSize,

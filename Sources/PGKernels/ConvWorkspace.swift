@@ -6,33 +6,32 @@ import Synchronization
 /// Scratch memory and threading for the convolution kernels and `NeuralRendererNet`, kept between
 /// calls so that the steady state allocates nothing but the returned tensors.
 ///
-/// It holds one im2col band buffer and one weight-gradient accumulator per worker, the flipped
-/// weights of the input-gradient pass, and a pool of zero-padded activation planes that forward
-/// passes borrow and `NeuralRendererNet.Saved` gives back when it is released.
+/// It holds one weight-gradient accumulator per worker, the weights rearranged for the GEMMs, and
+/// a pool of zero-padded activation planes that forward passes borrow and
+/// `NeuralRendererNet.Saved` gives back when it is released.
 ///
 /// Threading: the kernels split the image into column bands and hand them to `threads` workers
-/// (`DispatchQueue.concurrentPerform`); every band runs one *single-threaded* `cblas_sgemm`.
-/// OpenBLAS's own thread pool is therefore switched to one thread (process-wide, once, when the
-/// first workspace is made): two workers each calling a 2-thread OpenBLAS would oversubscribe the
-/// two cores, and a band that stays in L2 between im2col, GEMM and the fused epilogue beats one big
-/// GEMM over an im2col matrix that streams through memory (measured by `pgbench conv`).
+/// (`DispatchQueue.concurrentPerform`); every band runs its k² *single-threaded* `cblas_sgemm`
+/// calls. OpenBLAS's own thread pool is therefore switched to one thread (process-wide, once, when
+/// the first workspace is made): two workers each calling a 2-thread OpenBLAS would oversubscribe
+/// the two cores, and a band whose input and output stay in one core's L2 through its GEMMs and
+/// the fused epilogue beats whole-image GEMMs that stream through memory (`pgbench conv`).
 ///
 /// Safe to share: every kernel call holds the workspace's lock for its duration, so concurrent
 /// callers take turns (each call already uses all `threads` cores).
 public final class ConvWorkspace: @unchecked Sendable {
     /// Worker threads per kernel call.
     public let threads: Int
-    /// Bytes of one im2col band: a band of K×n floats should stay in the core's L2 cache.
+    /// Bytes of input plus output planes in one band of GEMM columns (it should stay in L2).
     public let bandBytes: Int
     /// Pooled activation planes beyond this many bytes are freed instead of kept.
     public let maximumPooledBytes: Int
 
     // Held for the whole of a kernel call; guards everything below except `pool`.
     let callLock = Mutex<Void>(())
-    var columns: [ConvScratch] = []          // per worker: [K, band] im2col band
-    var weightPartials: [ConvScratch] = []   // per worker: [Cout, K] vWeight then [Cout] vBias
-    let flipped = ConvScratch()              // [Cin, Cout, k, k] weights of the input-gradient pass
-    let packedWeights = ConvScratch()        // NeuralRendererNet's parameters, one after another
+    var weightPartials: [ConvScratch] = []   // per worker: [k², Cout, Cin] vWeight then [Cout] vBias
+    let packedWeights = ConvScratch()        // tap-major weights (and the network's biases)
+    let transposedWeights = ConvScratch()    // [k², Cin, Cout] of the layer in an input-gradient pass
 
     // Guarded separately: `NeuralRendererNet.Saved` returns its planes from whatever thread
     // releases it, possibly while another call holds `callLock`.
@@ -40,17 +39,16 @@ public final class ConvWorkspace: @unchecked Sendable {
 
     /// - Parameters:
     ///   - threads: worker threads per call (default: all active cores).
-    ///   - bandBytes: size of one im2col band; tests make it small so that images of a few pixels
-    ///     still split into several bands.
+    ///   - bandBytes: bytes of input plus output planes in one band of columns; tests make it
+    ///     small so that images of a few pixels still split into several bands.
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                bandBytes: Int = 768 << 10, maximumPooledBytes: Int = 1 << 30) {
+                bandBytes: Int = 512 << 10, maximumPooledBytes: Int = 1 << 30) {
         precondition(threads >= 1, "ConvWorkspace needs at least one thread, got \(threads)")
         precondition(bandBytes >= 64, "bandBytes \(bandBytes) is too small")
         self.threads = threads
         self.bandBytes = bandBytes
         self.maximumPooledBytes = maximumPooledBytes
         _ = blasIsSingleThreaded
-        columns = (0..<threads).map { _ in ConvScratch() }
         weightPartials = (0..<threads).map { _ in ConvScratch() }
     }
 
@@ -139,8 +137,9 @@ final class ConvScratch {
 /// The zero-padded planar layout the convolution kernels work in.
 ///
 /// Each channel is a (H+2P)×(W+2P) plane with the image at offset (P, P) and zeros around it, so a
-/// tap (dy, dx) of every output pixel is one fixed offset away: im2col becomes one `memcpy` per
-/// (channel, tap) row, and a 1×1 layer needs no im2col at all. The GEMM runs over the
+/// tap (dy, dx) of every output pixel is one fixed offset away: the input of tap (dy, dx) for a
+/// band of output positions is a matrix [C, band] with leading dimension `planeStride`, which
+/// `cblas_sgemm` reads in place. The GEMMs run over the
 /// `columns = H·(W+2P)` positions n = y·(W+2P) + x, x < W+2P: the 2P positions per row with x ≥ W
 /// land on pads of the output planes and are zeroed again by the epilogue. Layers with a smaller
 /// kernel than 2P+1 use the same planes with shifted tap offsets.

@@ -221,7 +221,7 @@ extension NeuralRendererNet {
                         ? .cotangent(c.layers[l - 1].activation, output: saved.planes[l].pointer)
                         : .cotangent(.identity, output: nil)
                     Kernels.convPlanesVJP(saved.planes[l].pointer, vPreactivation: vY.pointer,
-                                          weight: weights + offsets[2 * l],
+                                          tapWeight: weights + offsets[2 * l],
                                           vWeight: vParams.baseAddress! + offsets[2 * l],
                                           vBias: vParams.baseAddress! + offsets[2 * l + 1],
                                           vInput: vX.pointer, vInputEpilogue: epilogue,
@@ -255,7 +255,7 @@ extension NeuralRendererNet {
             var kept = saving ? [current] : []
             for (l, layer) in c.layers.enumerated() {
                 let output = ws.borrowPlanes(g, channels: layer.channels)
-                Kernels.convPlanes(current.pointer, weight: weights + offsets[2 * l], output: output.pointer,
+                Kernels.convPlanes(current.pointer, tapWeight: weights + offsets[2 * l], output: output.pointer,
                                    channelsIn: c.channelsIn(l), channelsOut: layer.channels,
                                    kernelSize: layer.kernelSize, geometry: g,
                                    epilogue: .forward(layer.activation, bias: weights + offsets[2 * l + 1]),
@@ -270,15 +270,22 @@ extension NeuralRendererNet {
         return (rgb, saving ? Saved(configuration: c, geometry: g, planes: planes) : nil)
     }
 
-    /// All parameters copied into one workspace buffer (150k floats: nothing next to a frame), so
-    /// the layers can address them by offset while the Tensors keep their value semantics.
+    /// All parameters copied into one workspace buffer (150k floats: nothing next to a frame),
+    /// weights tap-major [k², Cout, Cin] as the kernels want them, at the offsets of the flat
+    /// parameter list; the Tensors keep their value semantics.
     private func packWeights(_ ws: ConvWorkspace) -> UnsafePointer<Float> {
+        let c = configuration
         let total = parameters.reduce(0) { $0 + $1.count }
         ws.packedWeights.reserve(total)
         var p = ws.packedWeights.pointer
-        for t in parameters {
-            t.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: $0.count) }
-            p += t.count
+        for (l, layer) in c.layers.enumerated() {
+            parameters[2 * l].withUnsafeBufferPointer {
+                Kernels.convTapMajor($0.baseAddress!, into: p, channelsIn: c.channelsIn(l),
+                                     channelsOut: layer.channels, kernelSize: layer.kernelSize)
+            }
+            p += parameters[2 * l].count
+            parameters[2 * l + 1].withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: $0.count) }
+            p += parameters[2 * l + 1].count
         }
         return UnsafePointer(ws.packedWeights.pointer)
     }

@@ -13,6 +13,7 @@ enum ConvBench {
         var threadCounts = [1, 2]
         var bandBytes: Int?
         var layers = false
+        var passes = ["forward", "forward+backward"]
         var i = 0
         func value() -> String {
             i += 1
@@ -27,6 +28,8 @@ enum ConvBench {
             case "--threads": threadCounts = parseList(value())
             case "--band-bytes": bandBytes = Int(value())
             case "--layers": layers = true
+            case "--forward-only": passes = ["forward"]
+            case "--backward-only": passes = ["forward+backward"]
             case "-h", "--help": usage(); return
             default: fail("unknown option \(arguments[i])")
             }
@@ -36,40 +39,55 @@ enum ConvBench {
         let net = NeuralRendererNet(configuration: .portraitGen, seed: 1)
         print("NeuralRenderer \(describe(net.configuration)): \(net.configuration.parameterCount) parameters")
         print("OpenBLAS: \(String(cString: openblas_get_config()))")
-        print("runs per row: \(runs) (after one warm-up); times in ms; GFLOP/s from the median\n")
+        print("runs per row: \(runs) (after one warm-up); times in ms; GFLOP/s from the median; the forward")
+        print("pass saves nothing, forward+backward saves activations and runs the VJP of an L1 loss\n")
 
-        var gemmRate: [Int: (median: Double, min: Double, max: Double)] = [:]
-        for t in threadCounts { gemmRate[t] = sgemmRate(threads: t, runs: runs) }
-        openblas_set_num_threads(1)   // the conv kernels run single-threaded BLAS per worker
-        print("| cblas_sgemm 512³ | threads | median ms | min | max | GFLOP/s |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: |")
-        for t in threadCounts {
-            let r = gemmRate[t]!
-            print("| sgemm | \(t) | \(ms(r.median)) | \(ms(r.min)) | \(ms(r.max)) | \(gflops(2 * pow(512, 3), r.median)) |")
-        }
-
-        print("\n| renderer | size | threads | median ms | min | max | GFLOP/s | % of sgemm |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        // The sgemm reference is timed between the renderer's runs, so both see the same machine
+        // (the two cores are shared; a separate sgemm table could be from a quieter minute).
+        print("| pass | size | threads | median ms | min | max | GFLOP/s | sgemm 512³ GFLOP/s | % of sgemm |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        var gemmSamples: [Int: [Double]] = [:]
         for size in sizes {
             let features = randomImage(channels: net.configuration.inputChannels, size: size, seed: 7)
             let target = randomImage(channels: 3, size: size, seed: 8)
             let flops = net.configuration.forwardFLOPs(height: size, width: size)
             for t in threadCounts {
                 let ws = bandBytes.map { ConvWorkspace(threads: t, bandBytes: $0) } ?? ConvWorkspace(threads: t)
-                let forward = time(runs: runs) { _ = net(features, workspace: ws) }
-                let both = time(runs: runs) {
+                let forward: () -> Void = { _ = net(features, workspace: ws) }
+                let both: () -> Void = {
                     let (rgb, saved) = net.forward(features, workspace: ws)
                     let vRGB = Kernels.l1LossVJP(rgb, target, vLoss: 1).vPrediction
                     _ = net.vjp(saved, vRGB: vRGB, workspace: ws)
                 }
-                let sgemm = 2 * pow(512, 3) / gemmRate[t]!.median
-                for (name, r, f) in [("forward", forward, flops), ("forward+backward", both, 3 * flops)] {
-                    let rate = f / r.median
-                    print("| \(name) | \(size)² | \(t) | \(ms(r.median)) | \(ms(r.min)) | \(ms(r.max)) "
-                          + "| \(String(format: "%.1f", rate / 1e9)) | \(String(format: "%.0f%%", 100 * rate / sgemm)) |")
+                var times: [String: [Double]] = [:]
+                var gemm: [Double] = []
+                _ = sgemmSeconds(threads: t)
+                for (name, body) in [("forward", forward), ("forward+backward", both)] where passes.contains(name) {
+                    body()   // warm-up: fills the workspace's plane pool
+                }
+                for _ in 0..<runs {
+                    gemm.append(sgemmSeconds(threads: t))
+                    for (name, body) in [("forward", forward), ("forward+backward", both)] where passes.contains(name) {
+                        times[name, default: []].append(seconds(body))
+                    }
+                }
+                gemmSamples[t, default: []] += gemm
+                let gemmRate = 2 * pow(512, 3) / median(gemm)
+                for (name, f) in [("forward", flops), ("forward+backward", 3 * flops)] where passes.contains(name) {
+                    let r = times[name]!.sorted()
+                    let rate = f / median(r)
+                    print("| \(name) | \(size)² | \(t) | \(ms(median(r))) | \(ms(r.first!)) | \(ms(r.last!)) "
+                          + "| \(String(format: "%.1f", rate / 1e9)) | \(String(format: "%.1f", gemmRate / 1e9)) "
+                          + "| \(String(format: "%.0f%%", 100 * rate / gemmRate)) |")
                 }
                 if layers { layerTable(net, size: size, workspace: ws, runs: runs) }
             }
+        }
+        print("\n| cblas_sgemm 512³, all samples | threads | median ms | min | max | GFLOP/s |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for t in threadCounts {
+            let g = gemmSamples[t]!.sorted()
+            print("| sgemm | \(t) | \(ms(median(g))) | \(ms(g.first!)) | \(ms(g.last!)) | \(gflops(2 * pow(512, 3), median(g))) |")
         }
     }
 
@@ -93,35 +111,40 @@ enum ConvBench {
         }
     }
 
-    static func sgemmRate(threads: Int, runs: Int) -> (median: Double, min: Double, max: Double) {
+    /// Seconds per 512³ `cblas_sgemm` on `threads` OpenBLAS threads, averaged over 40 calls in a
+    /// row (about as long as a renderer run, so both meet the same interruptions), leaving OpenBLAS
+    /// single-threaded again as the conv kernels want it.
+    static func sgemmSeconds(threads: Int) -> Double {
         openblas_set_num_threads(Int32(threads))
-        let n = 512
-        let a = randomImage(channels: 1, size: n, seed: 1).scalars
-        let b = randomImage(channels: 1, size: n, seed: 2).scalars
-        var c = [Float](repeating: 0, count: n * n)
-        let repeats = 10
-        let r = time(runs: runs) {
-            c.withUnsafeMutableBufferPointer { cp in
-                for _ in 0..<repeats {
+        defer { openblas_set_num_threads(1) }
+        let n = 512, calls = 40
+        let total = gemmC.withUnsafeMutableBufferPointer { cp in
+            seconds {
+                for _ in 0..<calls {
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n),
-                                1, a, Int32(n), b, Int32(n), 0, cp.baseAddress, Int32(n))
+                                1, gemmA, Int32(n), gemmB, Int32(n), 0, cp.baseAddress, Int32(n))
                 }
             }
         }
-        let per = Double(repeats)
-        return (r.median / per, r.min / per, r.max / per)
+        return total / Double(calls)
     }
+
+    nonisolated(unsafe) static var gemmC = [Float](repeating: 0, count: 512 * 512)
+    static let gemmA = randomImage(channels: 1, size: 512, seed: 1).scalars
+    static let gemmB = randomImage(channels: 1, size: 512, seed: 2).scalars
+
+    static func seconds(_ body: () -> Void) -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    static func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
 
     static func time(runs: Int, _ body: () -> Void) -> (median: Double, min: Double, max: Double) {
         body()
-        var seconds: [Double] = []
-        for _ in 0..<runs {
-            let start = DispatchTime.now().uptimeNanoseconds
-            body()
-            seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-        }
-        seconds.sort()
-        return (seconds[seconds.count / 2], seconds.first!, seconds.last!)
+        let s = (0..<runs).map { _ in seconds(body) }.sorted()
+        return (median(s), s.first!, s.last!)
     }
 
     static func randomImage(channels: Int, size: Int, seed: UInt64) -> Tensor {

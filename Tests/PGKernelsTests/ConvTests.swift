@@ -155,10 +155,10 @@ struct ConvTests {
             results.append((y, v.vInput, v.vWeight, v.vBias))
         }
         for r in results.dropFirst() {
-            // Forward and input gradient do the same arithmetic per element whatever the bands;
-            // weight sums run in another order.
-            #expect(r.0 == results[0].0)
-            #expect(r.1 == results[0].1)
+            // Bands change only how OpenBLAS tiles the columns, and sums over bands run in
+            // another order: equal up to rounding.
+            #expect(convMaxError(r.0.scalars, float64(results[0].0.scalars)) < 1e-6)
+            #expect(convMaxError(r.1.scalars, float64(results[0].1.scalars)) < 1e-6)
             #expect(convMaxError(r.2.scalars, float64(results[0].2.scalars)) < 1e-5)
             #expect(convMaxError(r.3.scalars, float64(results[0].3.scalars)) < 1e-5)
         }
