@@ -182,8 +182,9 @@ struct ConvPlanes: @unchecked Sendable {
     /// Copies a [C, H, W] image into the interior.
     func load(_ image: UnsafePointer<Float>) {
         let g = geometry, h = g.height, w = g.width
-        convWorkers(min(channels, 2)) { worker in
-            for c in stride(from: worker, to: channels, by: 2) {
+        let workers = min(channels, workspace.threads)
+        convWorkers(workers) { worker in
+            for c in stride(from: worker, to: channels, by: workers) {
                 for y in 0..<h {
                     (pointer + c * g.planeStride + g.origin + y * g.paddedWidth)
                         .update(from: image + (c * h + y) * w, count: w)
@@ -195,8 +196,9 @@ struct ConvPlanes: @unchecked Sendable {
     /// Copies the interior out to a [C, H, W] image.
     func store(_ image: UnsafeMutablePointer<Float>) {
         let g = geometry, h = g.height, w = g.width
-        convWorkers(min(channels, 2)) { worker in
-            for c in stride(from: worker, to: channels, by: 2) {
+        let workers = min(channels, workspace.threads)
+        convWorkers(workers) { worker in
+            for c in stride(from: worker, to: channels, by: workers) {
                 for y in 0..<h {
                     (image + (c * h + y) * w)
                         .update(from: pointer + c * g.planeStride + g.origin + y * g.paddedWidth, count: w)

@@ -114,6 +114,13 @@ public struct NeuralRendererNet: Sendable, Equatable {
         Array(zip(parameterNames, parameters)).map { (name: $0.0, tensor: $0.1) }
     }
 
+    /// Tensors aligned with `parameters` (the parameters themselves, or `vjp`'s gradients) keyed
+    /// by parameter name, as parameter groups and their gradients travel through the engine.
+    public func byName(_ tensors: [Tensor]) -> [String: Tensor] {
+        precondition(tensors.count == parameters.count, "NeuralRendererNet.byName: \(tensors.count) tensors for \(parameters.count) parameters")
+        return Dictionary(uniqueKeysWithValues: zip(parameterNames, tensors))
+    }
+
     /// Seeded Kaiming-normal initialisation: weights ~ N(0, gain² / fan_in) with fan_in = Cin·k²
     /// and gain √2 before a ReLU, 1 otherwise; biases zero. The same seed gives the same weights
     /// on every machine (SplitMix64 and Box–Muller in Double).

@@ -124,7 +124,9 @@ struct NeuralRendererTests {
     @Test("parameters load by name and every mismatch is reported at once")
     func loading() throws {
         let net = NeuralRendererNet(configuration: Self.tiny, seed: 9)
-        let named = Dictionary(uniqueKeysWithValues: net.namedParameters.map { ($0.name, $0.tensor) })
+        let named = net.byName(net.parameters)
+        #expect(named.count == 8 && named["layer3.bias"] == net.parameters[7])
+        #expect(net.namedParameters.map(\.name) == net.parameterNames)
         let loaded = try NeuralRendererNet(configuration: Self.tiny, parameters: named.merging(["extra": Tensor(zeros: [1])]) { a, _ in a })
         #expect(loaded == net)
         var broken = named
