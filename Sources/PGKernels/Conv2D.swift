@@ -65,8 +65,8 @@ extension ConvWorkspace {
 // the activation planes: no im2col copy at all (OpenBLAS's own packing is the only one), with the
 // band's output accumulated in L2 and finished (bias, activation, pad re-zeroing) while it is
 // still there. The VJP is the same loop: vWeight_t += vZ · x_shiftedᵀ, and the input gradient is
-// the transposed, spatially flipped convolution vX[:, n] = Σ_t W_tᵀ · vZ[:, n − offset(t)] —
-// a gather, so bands never write into each other.
+// the transposed, spatially flipped convolution vX[:, n] = Σ_t W_tᵀ · vZ[:, n + offset(k²−1−t)]
+// (the mirrored tap) — a gather, so bands never write into each other.
 
 extension Kernels {
     /// Weights [Cout, Cin, k, k] → tap-major [k², Cout, Cin], one GEMM operand per tap.
