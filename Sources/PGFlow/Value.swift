@@ -17,6 +17,7 @@ import PGTensor
 ///   Model space is y up, the face looking along +z (SMPL-X / FLAME). PGNodes' `Tracking` reads and writes it.
 /// - `File`: `.record` with strings `path` and `sha256` (content hash of what was written/read).
 /// - `Scalar`: `.number`, or a rank-0 `.tensor` when it carries gradients.
+/// - `Record`: `.record` of named numbers (a Loss node's terms, a Metrics node's summary).
 public enum Value: Sendable, Equatable {
     case tensor(Tensor)
     case number(Double)

@@ -10,6 +10,10 @@ public enum Registry {
         GaussianCloud.self,
         Splat.self,
         GaussianField.self,
+        NeuralRenderer.self,
+        Loss.self,
+        Metrics.self,
+        Noise.self,
     ]
 
     public static func lookup(_ type: String) -> (any Operator.Type)? {

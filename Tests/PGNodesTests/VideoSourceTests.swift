@@ -31,6 +31,7 @@ enum VideoNodeFixtures {
         switch any {
         case let j as JSON: return j
         case let s as String: return .string(s)
+        case let b as Bool where !(any is NSNumber) || String(cString: (any as! NSNumber).objCType) == "c": return .bool(b)
         case let i as Int: return .int(Int64(i))
         case let d as Double: return d.rounded() == d ? .int(Int64(d)) : .double(d)
         case let n as NSNumber:

@@ -22,6 +22,9 @@ public struct TrainingSettings: Sendable {
     public var checkpointEvery: Int
     /// Where to write the loss history as CSV (relative to the graph), if anywhere.
     public var history: String?
+    /// A folder (relative to the graph) to write each trained node's parameters to as
+    /// `<node>.npz`, so weights leave the cache in a form Python and other graphs can load.
+    public var export: String?
 
     public enum Schedule: Sendable, Equatable {
         case constant
@@ -40,7 +43,7 @@ public struct TrainingSettings: Sendable {
     }
 
     static let keys = ["loss", "train", "steps", "batch", "seed", "frames", "lr", "betas", "eps", "schedule",
-                       "clip", "checkpoint_every", "history"]
+                       "clip", "checkpoint_every", "history", "export"]
 
     /// Reads settings; returns problems as (path suffix, message) for the validator.
     static func read(_ o: OptimizeSettings) -> (TrainingSettings, [(String, String)]) {
@@ -58,7 +61,8 @@ public struct TrainingSettings: Sendable {
         }
         var s = TrainingSettings(loss: o.loss, train: o.train, steps: o.steps, batch: 1, seed: 0, frames: j["frames"] ?? .string("all"),
                                  learningRates: [:], defaultLearningRate: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-15,
-                                 schedule: .constant, clip: nil, checkpointEvery: 100, history: j["history"]?.string)
+                                 schedule: .constant, clip: nil, checkpointEvery: 100, history: j["history"]?.string,
+                                 export: j["export"]?.string)
         s.batch = Int(number("batch", 1, min: 1, max: 4096))
         s.seed = UInt64(number("seed", 0, min: 0))
         s.eps = number("eps", 1e-15, min: 0)

@@ -8,6 +8,7 @@ public enum Rate: String, Sendable, Codable {
 public enum PortType: String, Sendable, CaseIterable {
     case image = "Image", camera = "Camera", gaussians = "Gaussians", tracking = "Tracking"
     case mesh = "Mesh", boxes = "Boxes", scalar = "Scalar", file = "File", meta = "Meta", tensor = "Tensor"
+    case record = "Record"
 }
 
 public struct PortSpec: Sendable, Equatable {

@@ -66,7 +66,7 @@ extension Engine {
         // so --explain can say what changed. Where to write history and how often to checkpoint
         // do not change the result, so they are left out.
         var settingsParts: [String: String] = [:]
-        for (k, v) in o.settings.objectMembers ?? [] where !["history", "checkpoint_every"].contains(k) { settingsParts[k] = v.canonical }
+        for (k, v) in o.settings.objectMembers ?? [] where !["history", "checkpoint_every", "export"].contains(k) { settingsParts[k] = v.canonical }
         var inputs: [String: String] = ["previous stage": previousKey]
         for id in graph.ancestors(of: [settings.loss.node]) { inputs[id] = "\(id)@\(recipe(id)!.key)" }
         let stageRecipe = Recipe(type: "optimize", version: 1, params: settingsParts, files: [:], inputs: inputs)
@@ -88,6 +88,14 @@ extension Engine {
                 let url = Params.resolve(path, against: graph.directory)
                 try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
                 try Data(s.history.csv.utf8).write(to: url, options: .atomic)
+            }
+            if let path = settings.export {
+                let dir = Params.resolve(path, against: graph.directory)
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                for id in settings.train {
+                    let groups = (s.parameters[id] ?? [:]).sorted { $0.key < $1.key }
+                    try NPZ.write(groups.map { ($0.key, $0.value) }, to: dir.appendingPathComponent("\(id).npz"))
+                }
             }
         }
 
