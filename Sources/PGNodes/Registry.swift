@@ -10,6 +10,10 @@ public enum Registry {
         GaussianCloud.self,
         Splat.self,
         GaussianField.self,
+        Performance.self,
+        HeadTexture.self,
+        Landmarks.self,
+        TrackingExport.self,
     ]
 
     public static func lookup(_ type: String) -> (any Operator.Type)? {
