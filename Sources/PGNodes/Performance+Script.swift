@@ -30,8 +30,13 @@ struct PerformanceScript: Sendable {
 
     init(seed: UInt64, duration: Double, amplitudes: Amplitudes) {
         self.amplitudes = amplitudes
-        var rng = SplitMix64(seed: seed)
-        func uniform(_ a: Double, _ b: Double) -> Double { a + (b - a) * Double(rng.next() >> 11) / Double(1 << 53) }
+        // One generator per kind of event, so how many syllables a clip needs never shifts its
+        // blinks or smiles: a shorter clip is exactly a prefix of a longer one.
+        var streams = (0..<4).map { SplitMix64(seed: seed &* 4 &+ UInt64($0)) }
+        var stream = 0
+        func uniform(_ a: Double, _ b: Double) -> Double {
+            a + (b - a) * Double(streams[stream].next() >> 11) / Double(1 << 53)
+        }
 
         // Head: the main turn starts near zero and reaches both sides within ~3 s (0.28–0.38 Hz);
         // faster, smaller waves on top keep it from looking mechanical.
@@ -42,6 +47,7 @@ struct PerformanceScript: Sendable {
         // Speech: phrases of 1.2–2.4 s made of 4–6 syllables per second, 0.4–0.9 s pauses between.
         // Each syllable is an open vowel, a rounded one (jaw half open, lips puckered), a spread one
         // (jaw a little open, lips wide) or a closed consonant.
+        stream = 1
         var syllables: [Syllable] = []
         var t = uniform(0.1, 0.3)
         while t < duration {
@@ -61,6 +67,7 @@ struct PerformanceScript: Sendable {
         self.syllables = syllables
 
         // Blinks: the first within the first second, then every 1.5–3.5 s, 0.16–0.24 s long.
+        stream = 2
         var blinks: [Bump] = []
         t = uniform(0.4, 1.0)
         while t < duration {
@@ -70,6 +77,7 @@ struct PerformanceScript: Sendable {
         self.blinks = blinks
 
         // Smiles: the first 1.0–1.8 s in, 1.2–2 s long, 2.5–4.5 s apart.
+        stream = 3
         var smiles: [Bump] = []
         t = uniform(1.0, 1.8)
         while t < duration {
