@@ -10,6 +10,7 @@ public enum Registry {
         GaussianCloud.self,
         Splat.self,
         GaussianField.self,
+        Tracker.self,
     ]
 
     public static func lookup(_ type: String) -> (any Operator.Type)? {
