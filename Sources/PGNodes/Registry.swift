@@ -14,6 +14,10 @@ public enum Registry {
         Loss.self,
         Metrics.self,
         Noise.self,
+        Performance.self,
+        HeadTexture.self,
+        Landmarks.self,
+        TrackingExport.self,
     ]
 
     public static func lookup(_ type: String) -> (any Operator.Type)? {
