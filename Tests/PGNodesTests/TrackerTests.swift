@@ -446,6 +446,28 @@ enum TrackerFixtures {
         #expect(box[2] - box[0] > span && box[2] - box[0] < 110)
     }
 
+    // MARK: rotations
+
+    @Test func rotationConversionsRoundTripIncludingNearHalfTurns() throws {
+        var rng = SplitMix64(seed: 11)
+        func r() -> Double { Double(rng.next() % 20001) / 10000 - 1 }
+        for angle in [0, 1e-7, 0.3, 1.5, 2.5, Double.pi - 1e-4, Double.pi - 1e-7] {
+            for _ in 0..<4 {
+                var axis = SIMD3(r(), r(), r())
+                axis /= (axis * axis).sum().squareRoot()
+                let w = angle * axis
+                let m = F.rodrigues(w)
+                let back = Matrix3(rowMajor: m.flatMap { $0.map(Float.init) }).axisAngle
+                // Compare rotations, not vectors: near π, w and −w are the same half turn.
+                let again = F.rodrigues(back)
+                for i in 0..<3 { for j in 0..<3 { #expect(abs(again[i][j] - m[i][j]) < 2e-6, "angle \(angle) axis \(axis)") } }
+                if angle < 3 { #expect(((back - w) * (back - w)).sum().squareRoot() < 1e-5, "angle \(angle): \(back) vs \(w)") }
+                let six = try #require(Matrix3(sixD: Self.sixD(w)))
+                #expect(abs(six.r2.x - m[2][0]) < 1e-6 && abs(six.r2.y - m[2][1]) < 1e-6 && abs(six.r2.z - m[2][2]) < 1e-6)
+            }
+        }
+    }
+
     // MARK: engine
 
     @Test func trackerRunsInsideAGraph() throws {
