@@ -18,6 +18,7 @@ public enum Registry {
         HeadTexture.self,
         Landmarks.self,
         TrackingExport.self,
+        Tracker.self,
     ]
 
     public static func lookup(_ type: String) -> (any Operator.Type)? {
