@@ -250,9 +250,10 @@ struct Matrix3: Equatable, Sendable {
 
     /// The axis-angle vector of a rotation matrix (angle in [0, π]).
     var axisAngle: SIMD3<Double> {
-        let cosTheta = min(1, max(-1, (trace - 1) / 2))
-        let theta = acos(cosTheta)
         let vee = SIMD3(r2.y - r1.z, r0.z - r2.x, r1.x - r0.y)   // 2 sin θ · axis
+        // atan2 of sin and cos stays accurate where acos of the trace alone loses digits (near π).
+        let cosTheta = min(1, max(-1, (trace - 1) / 2))
+        let theta = atan2(0.5 * (vee * vee).sum().squareRoot(), cosTheta)
         if theta < 1e-6 { return 0.5 * vee }
         if theta < 0.75 * Double.pi { return theta / (2 * sin(theta)) * vee }
         // Near π, sin θ is small: read the axis from the symmetric part, (M + Mᵀ)/2 − cos θ·I =
