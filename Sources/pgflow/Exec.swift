@@ -76,11 +76,18 @@ struct Exec: ParsableCommand {
             }
         }
         if json { return }
-        if s.ran.isEmpty { print("all cached: nothing to run (\(s.cached.count) nodes reused)") }
-        else { print("ran \(s.ran.count) node\(s.ran.count == 1 ? "" : "s"), reused \(s.cached.count) from the cache") }
+        if s.ran.isEmpty { print("all cached: nothing to run (\(Set(s.cached).count) nodes reused)") }
+        else {
+            // Later stages see nodes an earlier stage ran or reused: count each node once.
+            let reused = Set(s.cached).subtracting(s.ran.keys).count
+            print("ran \(s.ran.count) node\(s.ran.count == 1 ? "" : "s"), reused \(reused) from the cache")
+        }
         for (target, value) in s.outputs {
             if let path = value["path"]?.string { print("\(target) → \(path)") }
-            else { print("\(target) = \(value.summary)") }
+            else if let numbers = value.record?.compactMapValues(\.number), numbers.count == value.record?.count, !numbers.isEmpty {
+                // A record of numbers (Metrics.metrics, Loss.terms) is worth reading in full.
+                print("\(target): " + numbers.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4g", $0.value))" }.joined(separator: ", "))
+            } else { print("\(target) = \(value.summary)") }
         }
     }
 }

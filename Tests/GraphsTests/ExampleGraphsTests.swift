@@ -20,15 +20,52 @@ func exampleGraphValidates(_ name: String) throws {
     #expect(graph.vars.contains { $0.name == "out" }, "example graphs write under the var \"out\" so tests can redirect them")
 }
 
+/// How the tests run each example graph: small sizes so the suite stays fast, and the graphs
+/// whose default input another graph writes (the synthetic sample) run after it into the same
+/// `out` folder, as Scripts/demo.sh does.
+struct ExampleRun {
+    var vars: [(String, String)] = []
+    var before: [String] = []
+    /// Whether it reads data/single_face.mp4.
+    var needsClip = false
+    /// Run by a test of its own (which checks more than that it runs).
+    var dedicated = false
+
+    static let table: [String: ExampleRun] = [
+        "transcode.json": ExampleRun(needsClip: true),
+        "make-sample.json": ExampleRun(vars: [("size", "64"), ("frames", "10")]),
+        "reconstruct.json": ExampleRun(vars: [("size", "64"), ("uv", "32"), ("steps", "6")], before: ["make-sample.json"],
+                                       dedicated: true),   // ReconstructPipelineTests
+    ]
+    static func of(_ name: String) -> ExampleRun { table[name] ?? ExampleRun() }
+}
+
+@Test func everyExampleGraphHasTestSettings() {
+    #expect(Set(exampleGraphs) == Set(ExampleRun.table.keys), "add new example graphs to ExampleRun.table")
+}
+
 /// Runs every example graph end to end with its outputs redirected to a scratch folder, twice:
 /// the second run must reuse everything.
-@Test(.enabled(if: sampleClipPresent, "needs data/single_face.mp4 (bash Scripts/fetch-sample.sh)"), arguments: exampleGraphs)
+@Test(arguments: exampleGraphs)
 func exampleGraphRuns(_ name: String) throws {
-    let url = repositoryRoot.appendingPathComponent("Graphs").appendingPathComponent(name)
+    let setup = ExampleRun.of(name)
+    if setup.dedicated || (setup.needsClip && !sampleClipPresent) { return }   // needs data/single_face.mp4 (bash Scripts/fetch-sample.sh)
     let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pgflow-graphs-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: scratch) }
-    let graph = try Graph.load(url, catalog: try shippedCatalog(), overrides: [("out", scratch.appendingPathComponent("out").path)])
+    let out = scratch.appendingPathComponent("out").path
     let cache = scratch.appendingPathComponent("cache")
+    func load(_ name: String) throws -> Graph {
+        let url = repositoryRoot.appendingPathComponent("Graphs").appendingPathComponent(name)
+        var overrides = [("out", out)] + ExampleRun.of(name).vars
+        if ExampleRun.of(name).before.contains("make-sample.json") {
+            overrides += [("video", out + "/sample.mp4"), ("matte", out + "/sample_matte.mp4"), ("tracking", out + "/sample_tracking.json")]
+        }
+        return try Graph.load(url, catalog: try shippedCatalog(), overrides: overrides)
+    }
+    for earlier in setup.before {
+        _ = try Engine(graph: try load(earlier), catalog: try shippedCatalog(), operators: Registry.operators, cacheDirectory: cache).run()
+    }
+    let graph = try load(name)
     let first = try Engine(graph: graph, catalog: try shippedCatalog(), operators: Registry.operators, cacheDirectory: cache).run()
     #expect(!first.ran.isEmpty)
     for (target, value) in first.outputs {

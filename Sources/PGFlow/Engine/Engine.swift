@@ -179,7 +179,12 @@ public final class Engine: Sendable {
                 try materialize(targets)
                 for t in targets {
                     if let v = try targetValue(t) {
-                        state.withLock { $0.summary.outputs.append((t.description, v)) }
+                        // A target named by a stage and by "outputs" is reported once.
+                        state.withLock { st in
+                            if !st.summary.outputs.contains(where: { $0.target == t.description }) {
+                                st.summary.outputs.append((t.description, v))
+                            }
+                        }
                     }
                 }
             case .optimize(let stage, let o):
