@@ -35,21 +35,21 @@ let pipeline = """
     @Test func runsThenReusesEverything() throws {
         let box = try Sandbox()
         defer { box.remove() }
-        let before = (evaluationCount("Ramp"), evaluationCount("Scale"), evaluationCount("Total"))
+        let before = (evaluationCount("Ramp", in: box), evaluationCount("Scale", in: box), evaluationCount("Total", in: box))
         let (first, _) = try run(box)
         // Σ_t ((10 + t)·2 + 0.5) for t in 0..<6 = 2·(60 + 15) + 3 = 153
         #expect(sum(first) == 153)
         #expect(first.frameCount == 6)
         #expect(Set(first.ran.keys) == ["src", "off", "scale", "total"])
         #expect(first.ran["src"] == "new")
-        #expect(evaluationCount("Ramp") - before.0 == 6)
-        #expect(evaluationCount("Scale") - before.1 == 6)
+        #expect(evaluationCount("Ramp", in: box) - before.0 == 6)
+        #expect(evaluationCount("Scale", in: box) - before.1 == 6)
 
-        let counts = (evaluationCount("Ramp"), evaluationCount("Scale"), evaluationCount("Total"))
+        let counts = (evaluationCount("Ramp", in: box), evaluationCount("Scale", in: box), evaluationCount("Total", in: box))
         let (second, events) = try run(box)
         #expect(sum(second) == 153)
         #expect(second.ran.isEmpty, "second run should do no node work, ran \(second.ran)")
-        #expect(evaluationCount("Ramp") == counts.0 && evaluationCount("Scale") == counts.1 && evaluationCount("Total") == counts.2)
+        #expect(evaluationCount("Ramp", in: box) == counts.0 && evaluationCount("Scale", in: box) == counts.1 && evaluationCount("Total", in: box) == counts.2)
         #expect(events.allSatisfy { if case .started = $0 { return false }; return true })
     }
 

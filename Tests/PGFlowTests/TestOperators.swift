@@ -7,8 +7,13 @@ import Synchronization
 /// media and kernel modules. Every evaluation is counted so tests can assert what ran.
 let evaluations = Mutex([String: Int]())
 
-func countEvaluation(_ type: String, _ n: Int = 1) { evaluations.withLock { $0[type, default: 0] += n } }
-func evaluationCount(_ type: String) -> Int { evaluations.withLock { $0[type] ?? 0 } }
+/// Counted per graph folder, so suites running in parallel on other sandboxes never disturb a count.
+func countEvaluation(_ type: String, _ context: RunContext) {
+    evaluations.withLock { $0[context.graphDirectory.standardizedFileURL.path + "|" + type, default: 0] += 1 }
+}
+func evaluationCount(_ type: String, in box: Sandbox) -> Int {
+    evaluations.withLock { $0[box.root.standardizedFileURL.path + "|" + type] ?? 0 }
+}
 
 /// Emits `[value + t]` for frames 0..<count.
 struct Ramp: FrameSource {
@@ -26,7 +31,7 @@ struct Ramp: FrameSource {
     func evaluate(_ inputs: Inputs, frame: Int?, context: RunContext) throws -> [String: Value] {
         if frame == nil { return ["info": .record(["count": .number(Double(count))])] }
         if frame == failAt { throw OperatorError("planted failure") }
-        countEvaluation(Self.type)
+        countEvaluation(Self.type, context)
         return ["out": .tensor(Tensor(shape: [1], scalars: [Float(value) + Float(frame!)]))]
     }
 }
@@ -38,7 +43,7 @@ struct Scale: Operator {
     let factor: Float
     init(params: Params) throws { factor = Float(try params.double("factor")) }
     func evaluate(_ inputs: Inputs, frame: Int?, context: RunContext) throws -> [String: Value] {
-        countEvaluation(Self.type)
+        countEvaluation(Self.type, context)
         var t = try inputs.tensor("in")
         let offset = Float(inputs["offset"]?.number ?? 0)
         for i in t.scalars.indices { t.scalars[i] = t.scalars[i] * factor + offset }
@@ -53,7 +58,7 @@ struct Constant: Operator {
     let value: Double
     init(params: Params) throws { value = try params.double("value") }
     func evaluate(_ inputs: Inputs, frame: Int?, context: RunContext) throws -> [String: Value] {
-        countEvaluation(Self.type)
+        countEvaluation(Self.type, context)
         return ["out": .number(value)]
     }
 }
@@ -64,7 +69,7 @@ struct Total: FrameSink {
     static let version = 1
     init(params: Params) throws {}
     func consume(_ frames: FrameStream, inputs: Inputs, context: RunContext) throws -> [String: Value] {
-        countEvaluation(Self.type)
+        countEvaluation(Self.type, context)
         var sum = 0.0
         var order: [Value] = []
         while let (t, inputs) = try frames.next() {
