@@ -77,3 +77,23 @@ func exampleGraphRuns(_ name: String) throws {
     let second = try Engine(graph: graph, catalog: try shippedCatalog(), operators: Registry.operators, cacheDirectory: cache).run()
     #expect(second.ran.isEmpty, "\(name): second run re-ran \(second.ran)")
 }
+
+/// Graphviz draws every example graph (stage clusters and record ports together once broke it).
+@Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/dot"), "needs graphviz"), arguments: exampleGraphs)
+func exampleGraphDrawsWithGraphviz(_ name: String) throws {
+    let url = repositoryRoot.appendingPathComponent("Graphs").appendingPathComponent(name)
+    let catalog = try shippedCatalog()
+    let text = try Graph.load(url, catalog: catalog).dot(catalog: catalog)
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/dot")
+    p.arguments = ["-Tsvg", "-o", "/dev/null"]
+    let input = Pipe(), errors = Pipe()
+    p.standardInput = input
+    p.standardError = errors
+    try p.run()
+    input.fileHandleForWriting.write(Data(text.utf8))
+    try input.fileHandleForWriting.close()
+    p.waitUntilExit()
+    let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    #expect(p.terminationStatus == 0, "\(name): dot said \(message)")
+}

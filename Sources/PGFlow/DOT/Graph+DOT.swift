@@ -7,6 +7,9 @@ extension Graph {
         var lines: [String] = []
         lines.append("digraph \(DOT.id(name)) {")
         lines.append("  rankdir=LR;")
+        // Ranks across stage clusters: without it graphviz loses edges from a node outside a
+        // cluster into a record port inside it ("lost edge" errors on reconstruct.json).
+        lines.append("  newrank=true;")
         lines.append("  node [shape=record, fontname=\"Helvetica\", fontsize=11, style=filled, fillcolor=white];")
         lines.append("  edge [fontname=\"Helvetica\", fontsize=9];")
         lines.append("  label=\(DOT.id("\(name) — \(document.file.split(separator: "/").last.map(String.init) ?? "")")); labelloc=t;")
