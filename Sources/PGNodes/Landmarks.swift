@@ -46,13 +46,13 @@ public struct Landmarks: Operator {
     public func evaluate(_ inputs: Inputs, frame: Int?, context: RunContext) throws -> [String: Value] {
         let model = try model()
         let tracking = try Tracking(value: try inputs.value("tracking"))
-        let camera = try PinholeCamera(try inputs.record("camera"))
+        let camera = try PinholeCamera(record: try inputs.record("camera"), what: "input 'camera'")
         let posed = model.skin(try tracking.pose(for: model), threads: context.threads).posedVertices()
         let points = Self.landmarks(model, posed: posed)
         var pixels = [Float](repeating: 0, count: 2 * points.count)
         for (k, p) in points.enumerated() {
-            guard let uv = camera.project(p) else {
-                throw OperatorError("landmark \(k) lies behind the camera (camera z \(camera.depth(p)))")
+            guard let uv = camera.pixel(p) else {
+                throw OperatorError("landmark \(k) lies behind the camera (camera z \(camera.project(p).z))")
             }
             pixels[2 * k] = Float(uv.x)
             pixels[2 * k + 1] = Float(uv.y)
@@ -71,39 +71,5 @@ public struct Landmarks: Operator {
             }
             return p
         }
-    }
-}
-
-/// A `Camera` record as numbers: OpenCV pinhole, pixel centres at (x + ½, y + ½).
-struct PinholeCamera {
-    var fx, fy, cx, cy: Double
-    var width, height: Int
-    /// World → camera, row-major 3×4.
-    var rt: [Double]
-
-    init(_ r: [String: Value]) throws {
-        func number(_ key: String) throws -> Double {
-            guard let v = r[key]?.number, v.isFinite else { throw OperatorError("camera '\(key)' should be a number, got \(r[key]?.summary ?? "nothing")") }
-            return v
-        }
-        fx = try number("fx"); fy = try number("fy"); cx = try number("cx"); cy = try number("cy")
-        width = Int(try number("width")); height = Int(try number("height"))
-        guard let m = r["world_to_camera"]?.tensor, m.count == 16 else {
-            throw OperatorError("camera 'world_to_camera' should be a [4, 4] tensor, got \(r["world_to_camera"]?.summary ?? "nothing")")
-        }
-        rt = m.scalars[0..<12].map(Double.init)
-    }
-
-    func cameraPoint(_ p: SIMD3<Double>) -> SIMD3<Double> {
-        SIMD3((0..<3).map { i in rt[4 * i] * p.x + rt[4 * i + 1] * p.y + rt[4 * i + 2] * p.z + rt[4 * i + 3] })
-    }
-
-    func depth(_ p: SIMD3<Double>) -> Double { cameraPoint(p).z }
-
-    /// Pixel coordinates of a world point, nil behind the camera.
-    func project(_ p: SIMD3<Double>) -> SIMD2<Double>? {
-        let c = cameraPoint(p)
-        guard c.z > 1e-9 else { return nil }
-        return SIMD2(fx * c.x / c.z + cx, fy * c.y / c.z + cy)
     }
 }

@@ -7,7 +7,7 @@ import PGTensor
 enum Silhouette {
     static func mask(vertices: [Float],   // [V, 3] world
                      faces: [Int32],      // [F, 3]
-                     camera: TrackingCamera, near: Double = 1e-4) -> Tensor {
+                     camera: PinholeCamera, near: Double = 1e-4) -> Tensor {
         let w = camera.width, h = camera.height
         var out = [Float](repeating: 0, count: w * h)
         let v = vertices.count / 3

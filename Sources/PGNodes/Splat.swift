@@ -151,24 +151,13 @@ public struct Splat: Differentiable {
     /// The kernel's camera from a `Camera` record, resized to the node's width and height: the
     /// intrinsics scale with the image (given only one of them, the other keeps the aspect ratio).
     func camera(_ r: [String: Value]) throws -> SplatCamera {
-        func number(_ key: String) throws -> Double {
-            guard let v = r[key]?.number, v.isFinite else {
-                throw OperatorError("input 'camera' should have a number '\(key)', got \(r[key]?.summary ?? "nothing")")
-            }
-            return v
-        }
-        let fx = try number("fx"), fy = try number("fy"), cx = try number("cx"), cy = try number("cy")
-        let cw = try number("width"), ch = try number("height")
-        guard fx > 0, fy > 0 else { throw OperatorError("input 'camera': fx and fy should be positive, got \(fx), \(fy)") }
-        guard cw >= 1, ch >= 1 else { throw OperatorError("input 'camera': width and height should be at least 1, got \(cw), \(ch)") }
-        guard let m = r["world_to_camera"]?.tensor, m.shape == [4, 4], m.scalars.allSatisfy(\.isFinite) else {
-            throw OperatorError("input 'camera' should have a finite world_to_camera tensor [4, 4], got \(r["world_to_camera"]?.summary ?? "nothing")")
-        }
-        let w = width ?? height.map { max(1, Int((Double($0) * cw / ch).rounded())) } ?? Int(cw.rounded())
-        let h = height ?? width.map { max(1, Int((Double($0) * ch / cw).rounded())) } ?? Int(ch.rounded())
-        let sx = Double(w) / cw, sy = Double(h) / ch
-        return SplatCamera(fx: Float(fx * sx), fy: Float(fy * sy), cx: Float(cx * sx), cy: Float(cy * sy),
-                           width: w, height: h, worldToCamera: m.scalars, near: near)
+        let c = try PinholeCamera(record: r, what: "input 'camera'")
+        let cw = Double(c.width), ch = Double(c.height)
+        let w = width ?? height.map { max(1, Int((Double($0) * cw / ch).rounded())) } ?? c.width
+        let h = height ?? width.map { max(1, Int((Double($0) * ch / cw).rounded())) } ?? c.height
+        let s = c.resized(width: w, height: h)
+        return SplatCamera(fx: Float(s.fx), fy: Float(s.fy), cx: Float(s.cx), cy: Float(s.cy),
+                           width: w, height: h, worldToCamera: s.worldToCamera, near: near)
     }
 }
 

@@ -183,7 +183,7 @@ public struct Tracker: FrameSource {
 
     /// The frame's camera at the output size: params width/height (one alone keeps the aspect
     /// ratio), else the video's size from `meta`, else the file's.
-    func outputCamera(_ c: TrackingCamera, meta: [String: Value]?, source: String) throws -> TrackingCamera {
+    func outputCamera(_ c: PinholeCamera, meta: [String: Value]?, source: String) throws -> PinholeCamera {
         let cw = Double(c.width), ch = Double(c.height)
         var w = settings.width ?? settings.height.map { max(1, Int((Double($0) * cw / ch).rounded())) }
         var h = settings.height ?? settings.width.map { max(1, Int((Double($0) * ch / cw).rounded())) }

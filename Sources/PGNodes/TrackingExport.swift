@@ -39,7 +39,7 @@ public struct TrackingExport: FrameSink {
             do {
                 let tracking = try Tracking(value: try frameInputs.value("tracking"))
                 let cameraRecord = try frameInputs.record("camera")
-                let camera = try PinholeCamera(cameraRecord)
+                let camera = try PinholeCamera(record: cameraRecord, what: "input 'camera'")
                 let w2c = cameraRecord["world_to_camera"]!.tensor!.scalars
                 var landmarks: Tensor?
                 if let value = frameInputs["landmarks"] {

@@ -122,7 +122,7 @@ public enum TrackingFile {
         }
     }
 
-    static func cameraFromJSON(_ c: JSON, _ fail: (String) -> OperatorError) throws -> TrackingCamera {
+    static func cameraFromJSON(_ c: JSON, _ fail: (String) -> OperatorError) throws -> PinholeCamera {
         guard c.objectMembers != nil else { throw fail("'camera' should be an object, got \(c.kindName)") }
         func number(_ key: String) throws -> Double {
             guard let v = c[key] else { throw fail("the camera key '\(key)' is missing") }
@@ -144,7 +144,7 @@ public enum TrackingFile {
             m += r
         }
         try checkLastRow(m, fail)
-        return TrackingCamera(fx: fx, fy: fy, cx: cx, cy: cy, width: Int(w), height: Int(h), worldToCamera: m)
+        return PinholeCamera(fx: fx, fy: fy, cx: cx, cy: cy, width: Int(w), height: Int(h), worldToCamera: m)
     }
 
     static func checkLastRow(_ m: [Float], _ fail: (String) -> OperatorError) throws {
@@ -211,7 +211,7 @@ public enum TrackingFile {
             let k = intrinsics[t]
             guard k[0] > 0, k[1] > 0 else { throw a.fail("frame \(t): 'intrinsics' fx and fy should be positive, got \(k[0]) and \(k[1])") }
             try checkLastRow(extrinsics[t]) { a.fail("frame \(t): \($0)") }
-            let camera = TrackingCamera(fx: Double(k[0]), fy: Double(k[1]), cx: Double(k[2]), cy: Double(k[3]),
+            let camera = PinholeCamera(fx: Double(k[0]), fy: Double(k[1]), cx: Double(k[2]), cy: Double(k[3]),
                                         width: Int(size.scalars[0]), height: Int(size.scalars[1]), worldToCamera: extrinsics[t])
             let tracking = Tracking(model: model, shape: shape, expression: expression?[t] ?? [], pose: pose?[t] ?? [],
                                     rotation: vec(rotation), translation: vec(translation), jaw: vec(jaw))

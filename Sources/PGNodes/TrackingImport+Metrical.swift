@@ -66,7 +66,7 @@ extension TrackingImport {
             (width, height) = (Int(size[1]), Int(size[0]))
         }
         guard width >= 1, height >= 1 else { throw fields.fail("without 'img_size' the image is 2·cx × 2·cy, which is empty here") }
-        let camera = TrackingCamera(fx: fx, fy: fy, cx: cx, cy: cy, width: width, height: height,
+        let camera = PinholeCamera(fx: fx, fy: fy, cx: cx, cy: cy, width: width, height: height,
                                     rotation: Matrix3(rowMajor: r), translation: SIMD3(Double(t[0]), Double(t[1]), Double(t[2])))
 
         var pose = [Float](repeating: 0, count: 3 * flameJointCount)

@@ -75,7 +75,7 @@ extension TrackingImport {
             let (w, h) = size ?? (Int((2 * k[2]).rounded()), Int((2 * k[3]).rounded()))
             let e = Matrix3(axisAngle: SIMD3(Double(angle[t][0]), Double(angle[t][1]), Double(angle[t][2])))
             let camT = SIMD3(Double(trans[t][0]), Double(trans[t][1]), Double(trans[t][2]))
-            let camera = TrackingCamera(fx: Double(k[0]), fy: Double(k[1]), cx: Double(k[2]), cy: Double(k[3]), width: w, height: h,
+            let camera = PinholeCamera(fx: Double(k[0]), fy: Double(k[1]), cx: Double(k[2]), cy: Double(k[3]), width: w, height: h,
                                         rotation: Matrix3.flipYZ * e.transposed, translation: Matrix3.flipYZ * camT)
 
             var pose = [Float](repeating: 0, count: 3 * smplxJointCount)
