@@ -81,10 +81,7 @@ public struct Metrics: FrameSink {
                                      "masked": inputs["mask"] != nil || acc.flicker.mask != nil]
         if let label { report["label"] = label }
         let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        do { try data.write(to: url, options: .atomic) } catch {
-            throw OperatorError("cannot write the report \(url.path): \(error.localizedDescription)")
-        }
+        try AtomicFile.write(data, to: url)
         return ["report": .record(["path": .string(url.path), "sha256": .string(try Encoder.sha256(of: url, folder: false))]),
                 "metrics": .record(numbers)]
     }

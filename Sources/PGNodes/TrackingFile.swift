@@ -226,6 +226,14 @@ public enum TrackingFile {
     /// written into JSON as given ("builtin:head" or a path, best relative to the file); NPZ does not
     /// store it. The format holds one shape β for the clip, so every frame must have the same one.
     public static func write(_ frames: [TrackedFrame], model: String, to url: URL) throws {
+        let bytes = try data(frames, model: model, for: url)
+        do { try AtomicFile.write(bytes, to: url) } catch {
+            throw OperatorError("Cannot write the tracking file '\(url.path)': \(error)")
+        }
+    }
+
+    /// The bytes `write` would put in `url` (JSON or NPZ by its extension).
+    public static func data(_ frames: [TrackedFrame], model: String, for url: URL) throws -> Data {
         func fail(_ what: String) -> OperatorError { OperatorError("Cannot write the tracking file '\(url.path)': \(what)") }
         guard !frames.isEmpty else { throw fail("there are no frames") }
         let shape = frames[0].tracking.shape
@@ -240,13 +248,11 @@ public enum TrackingFile {
                 throw fail("frame \(t) holds a value that is not finite")
             }
         }
-        let data: Data
         switch url.pathExtension.lowercased() {
-        case "json": data = Data(jsonText(frames, model: model, shape: shape).utf8)
-        case "npz": data = try npzData(frames, shape: shape, fail: fail)
+        case "json": return Data(jsonText(frames, model: model, shape: shape).utf8)
+        case "npz": return try npzData(frames, shape: shape, fail: fail)
         default: throw fail("a pgflow tracking file ends in .json or .npz")
         }
-        do { try data.write(to: url, options: .atomic) } catch { throw fail("\(error.localizedDescription)") }
     }
 
     static func jsonText(_ frames: [TrackedFrame], model: String, shape: [Float]) -> String {
