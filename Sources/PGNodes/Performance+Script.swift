@@ -1,6 +1,7 @@
 import Foundation
 import PGFlow
 import PGKernels
+import PGTensor
 
 /// The seeded, procedural performance behind the `Performance` node: head turns and nods, speech
 /// (syllables in phrases, with a few mouth shapes), blinks and smiles as functions of time in

@@ -1,18 +1,13 @@
 import Foundation
+import PGTensor
 import PGKernels
 import Testing
 
 /// Seeded numbers for the field tests (SplitMix64); the seed goes into every failure message.
 struct FieldRandom {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var bits: SplitMix64
+    init(_ seed: UInt64) { bits = SplitMix64(seed: seed) }
+    mutating func next() -> UInt64 { bits.next() }
     mutating func uniform(_ lo: Double = 0, _ hi: Double = 1) -> Double {
         lo + (hi - lo) * Double(next() >> 11) / Double(1 << 53)
     }

@@ -55,7 +55,7 @@ enum TrackerFixtures {
     static let points: [SIMD3<Double>] = [SIMD3(0, 0, 0), SIMD3(0.08, 0.05, 0.02), SIMD3(-0.07, -0.09, 0.1), SIMD3(0.03, 0.12, -0.05)]
 
     /// A camera 0.8 m in front of the face (which looks along +z), slightly turned, in OpenCV axes.
-    static func openCVCamera(frame t: Int, width: Int = 128, height: Int = 96) -> TrackingCamera {
+    static func openCVCamera(frame t: Int, width: Int = 128, height: Int = 96) -> PinholeCamera {
         let turn = rodrigues(SIMD3(0.05 * Double(t), -0.1, 0.03))
         let flip: [[Double]] = [[1, 0, 0], [0, -1, 0], [0, 0, -1]]
         var m = [Float](repeating: 0, count: 16)
@@ -65,7 +65,7 @@ enum TrackerFixtures {
             m[4 * r + 3] = Float(t3[r])
         }
         m[15] = 1
-        return TrackingCamera(fx: 150, fy: 152, cx: Double(width) / 2 + 1.5, cy: Double(height) / 2 - 2,
+        return PinholeCamera(fx: 150, fy: 152, cx: Double(width) / 2 + 1.5, cy: Double(height) / 2 - 2,
                               width: width, height: height, worldToCamera: m)
     }
 
