@@ -6,12 +6,12 @@ import PGNodes
 struct Dot: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Draw a graph as Graphviz DOT, or render it to SVG/PNG.",
-        discussion: """
+        discussion: helpText("""
         Prints DOT on stdout: one record per node with its input and output ports, value types on
         edges (×t marks per-frame), trainable and differentiable nodes marked, stages as clusters and
         a legend. --status colours nodes green (cached) or orange (will run). -o FILE.svg|png renders
         through Graphviz's `dot` (apt-get install graphviz).
-        """)
+        """))
 
     @OptionGroup var options: GraphOptions
 

@@ -7,12 +7,12 @@ import Synchronization
 struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a graph: its stages in order, then its outputs.",
-        discussion: """
+        discussion: helpText("""
         Results are cached on disk (default: .pgflow/cache beside the graph) under keys made from
         node type and version, params, input keys, file contents and frame index; a node runs only
         when its key is not in the cache. --explain says why each node ran or was reused.
         Ctrl-C stops cleanly: what finished stays cached and the next run continues from there.
-        """)
+        """))
 
     @OptionGroup var options: GraphOptions
 

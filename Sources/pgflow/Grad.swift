@@ -7,12 +7,12 @@ import PGTensor
 struct Grad: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "One forward and backward pass; write every trainable parameter's gradient to NPZ.",
-        discussion: """
+        discussion: helpText("""
         The tool to reach for when a graph does not train: evaluates LOSS (a "node.port" whose value is
         a differentiable scalar) for one frame with the parameters' initial values, back-propagates,
         and writes one array per parameter group, named "node.group", to the NPZ file. Inspect it with
         numpy: np.load("grads.npz")["field.features"]. Prints each gradient's L2 norm.
-        """)
+        """))
 
     @OptionGroup var options: GraphOptions
 

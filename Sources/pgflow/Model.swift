@@ -7,7 +7,7 @@ struct Model: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
         abstract: "Export or inspect parametric head/body models (builtin:head, SMPL-X, FLAME).",
-        discussion: """
+        discussion: helpText("""
         pgflow reads SMPL-X and FLAME from NPZ files with their standard keys (convert the official
         .pkl releases with Scripts/convert-model.py) and builds its own head-and-shoulders model,
         builtin:head, which `export` writes in the same layout.
@@ -15,7 +15,7 @@ struct Model: ParsableCommand {
         Examples:
           pgflow model export builtin:head head.npz
           pgflow model info models/SMPLX_NEUTRAL.npz
-        """,
+        """),
         subcommands: [Export.self, Info.self])
 
     static func load(_ name: String) throws -> ParametricModel {

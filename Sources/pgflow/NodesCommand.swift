@@ -21,7 +21,7 @@ struct NodesCommand: ParsableCommand {
                 let width = catalog.types.map(\.count).max() ?? 0
                 for t in catalog.types {
                     let spec = catalog[t]!
-                    let first = spec.doc.split(separator: ".").first.map { String($0) + "." } ?? ""
+                    let first = firstSentence(spec.doc)
                     print(t.padding(toLength: width + 2, withPad: " ", startingAt: 0) + first)
                 }
                 print("\n`pgflow nodes TYPE` describes one.")
@@ -73,4 +73,15 @@ struct NodesCommand: ParsableCommand {
         if line != indent { lines.append(line) }
         return lines.joined(separator: "\n")
     }
+}
+
+/// The doc's first sentence: up to the first ". " that ends a word (not "§3.2", ".mp4" or "e.g.").
+func firstSentence(_ doc: String) -> String {
+    let chars = Array(doc)
+    for i in chars.indices where chars[i] == "." && i + 1 < chars.count && chars[i + 1] == " " && i > 0 {
+        let word = String(chars[..<i]).split(separator: " ").last ?? ""
+        if ["e.g", "i.e", "cf", "vs", "etc", "eq", "fig", "sec"].contains(word.lowercased()) { continue }
+        return String(chars[...i])
+    }
+    return doc
 }

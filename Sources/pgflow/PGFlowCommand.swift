@@ -7,21 +7,23 @@ struct PGFlowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pgflow",
         abstract: "Run 3D-aware portrait video editing pipelines described as JSON dataflow graphs.",
-        discussion: """
+        discussion: helpText("""
         A graph file names typed nodes (VideoSource, Splat, NeuralRenderer, Encoder, …), links their
         ports as "node.port" and lists stages to run. pgflow validates the whole graph first, then runs
         only what its on-disk cache lacks: the second run of an unchanged graph does no work.
 
         Examples:
-          pgflow validate Graphs/transcode.json
-          pgflow exec Graphs/transcode.json --set video=clip.mp4 --explain
-          pgflow dot Graphs/transcode.json --status -o graph.svg
-          pgflow nodes VideoSource
+          pgflow exec Graphs/make-sample.json             # the synthetic sample
+          pgflow exec Graphs/reconstruct.json --explain   # train, render, say why
+          pgflow exec Graphs/transcode.json --set video=clip.mp4
+          pgflow validate Graphs/reconstruct.json
+          pgflow dot Graphs/reconstruct.json --status -o graph.svg
+          pgflow nodes NeuralRenderer
           pgflow cache ls
 
         Exit status: 0 success, 1 a node failed while running, 2 the graph (or command line) is
         invalid, 130 interrupted (finished results stay cached).
-        """,
+        """),
         subcommands: [Exec.self, Validate.self, Grad.self, NodesCommand.self, Dot.self, CacheCommand.self, Model.self])
 }
 
@@ -99,4 +101,18 @@ func reportingErrors(_ body: () throws -> Void) throws {
 
 func defaultCacheDirectory(for graph: URL) -> URL {
     graph.deletingLastPathComponent().appendingPathComponent(".pgflow/cache")
+}
+
+/// Help text as written in the source, re-flowed for ArgumentParser: lines of one paragraph are
+/// joined so the terminal's width decides where they break; blank lines and indented lines
+/// (examples, lists) stay as they are.
+func helpText(_ text: String) -> String {
+    var out: [String] = []
+    var joinable = false
+    for line in text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+        let plain = !line.isEmpty && !line.hasPrefix(" ") && !line.hasPrefix("-")
+        if plain && joinable, let last = out.popLast() { out.append(last + " " + line) } else { out.append(line) }
+        joinable = plain
+    }
+    return out.joined(separator: "\n")
 }

@@ -5,11 +5,11 @@ import PGFlow
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check a graph against the node catalog without running it.",
-        discussion: """
+        discussion: helpText("""
         Reports every problem at once, each as file:line:column: json.path: message — unknown node
         types and params, ill-typed or out-of-range values, dangling links, port type and rate
         mismatches, missing inputs, cycles, bad stages. Exits 0 when the graph is valid, 2 when not.
-        """)
+        """))
 
     @OptionGroup var options: GraphOptions
 
