@@ -137,6 +137,33 @@ let pipeline = """
         #expect(try CacheStore(directory: box.cache, onWarning: { _ in }).verify(removeCorrupt: false).corrupt.isEmpty)
     }
 
+    /// A `model` param is a name when it starts with "builtin:", else a file whose content is
+    /// part of the key, like a `path`.
+    @Test func modelFilesAreKeyedByContentAndBuiltInsByName() throws {
+        let box = try Sandbox()
+        defer { box.remove() }
+        func status(_ model: String) throws -> NodeStatus? {
+            let url = try box.write("model.json", """
+            {"pgflow": 1, "nodes": {"c": {"type": "Constant", "params": {"value": 2, "model": "\(model)"}}}, "outputs": ["c.out"]}
+            """)
+            return try box.engine(try Graph.load(url, catalog: box.catalog)).status()["c"]
+        }
+        _ = try box.write("m.npz", "first")
+        _ = try run(box, """
+        {"pgflow": 1, "nodes": {"c": {"type": "Constant", "params": {"value": 2, "model": "m.npz"}}}, "outputs": ["c.out"]}
+        """)
+        #expect(try status("m.npz") == .cached)
+        _ = try box.write("m.npz", "second")
+        #expect(try status("m.npz") == .willRun, "new model file content must re-run the node")
+        _ = try run(box, """
+        {"pgflow": 1, "nodes": {"c": {"type": "Constant", "params": {"value": 2}}}, "outputs": ["c.out"]}
+        """)
+        #expect(try status("builtin:none") == .cached, "a built-in model is not a file")
+        do { _ = try status("missing.npz"); Issue.record("no error") } catch {
+            #expect("\(error)".contains("param \"model\": no such file or folder"))
+        }
+    }
+
     @Test func dotIsAcceptedByGraphviz() throws {
         let box = try Sandbox()
         defer { box.remove() }

@@ -99,7 +99,7 @@ let testCatalogFiles: [String: String] = [
     """,
     "Constant.json": """
     {"type": "Constant", "doc": "A number.", "outputs": {"out": {"type": "Scalar", "rate": "static"}},
-     "params": {"value": {"type": "number"}}}
+     "params": {"value": {"type": "number"}, "model": {"type": "model", "default": "builtin:none"}}}
     """,
     "Total.json": """
     {"type": "Total", "doc": "Sum of all frames.",

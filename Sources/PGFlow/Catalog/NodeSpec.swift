@@ -22,6 +22,8 @@ public struct PortSpec: Sendable, Equatable {
 
 public enum ParamKind: String, Sendable, CaseIterable {
     case int, number, bool, string, `enum`, path, outpath, ints, numbers, json
+    /// A parametric model: a built-in name ("builtin:head") or a model file read like a `path`.
+    case model
 }
 
 public struct ParamSpec: Sendable, Equatable {

@@ -17,7 +17,7 @@ enum ParamCheck {
             return v.bool == nil ? "should be true or false, got \(v.kindName) \(v.text)" : nil
         case .string:
             return v.string == nil ? "should be a string, got \(v.kindName) \(v.text)" : nil
-        case .path, .outpath:
+        case .path, .outpath, .model:
             guard let s = v.string else { return "should be a file path string, got \(v.kindName) \(v.text)" }
             return s.isEmpty ? "should be a file path, got an empty string" : nil
         case .enum:

@@ -93,7 +93,8 @@ public final class Engine: Sendable {
             var digests: [String: String] = [:]
             for p in spec.params {
                 guard let v = params[p.name] else { continue }
-                if p.kind == .path, let path = v.string {
+                // A model param is a file unless it names a built-in model.
+                if p.kind == .path || (p.kind == .model && v.string?.hasPrefix("builtin:") == false), let path = v.string {
                     // Content, not name, decides reuse: a moved file with the same bytes stays cached.
                     canon[p.name] = "<file>"
                     let url = Params.resolve(path, against: graph.directory)
