@@ -80,7 +80,9 @@ extension SplatKernel {
                 scratch.gradients.pointer.initialize(repeating: 0, count: m * rowStride)
                 // Every workers-th row of tiles (see `tileRowsPerWorker`).
                 for ty in stride(from: wk, to: tilesY, by: workers) {
-                    for t in (ty * tilesX)..<((ty + 1) * tilesX) { backwardTile(t, inp, cot, scratch) }
+                    for t in (ty * tilesX)..<((ty + 1) * tilesX) {
+                        backwardTile(t, inp, cot, scratch, next: nextTile(after: t, tilesX: tilesX, tilesY: tilesY, workers: workers))
+                    }
                 }
             }
         }}}}}}}}}}}}
@@ -118,9 +120,14 @@ extension SplatKernel {
         return grads
     }
 
-    static func backwardTile(_ t: Int, _ inp: TileInputs, _ cot: TileCotangents, _ s: SplatWorkerScratch) {
+    /// `next`: the tile this worker takes after t (-1: none), whose cotangent lines are fetched
+    /// into cache while t runs.
+    static func backwardTile(_ t: Int, _ inp: TileInputs, _ cot: TileCotangents, _ s: SplatWorkerScratch, next: Int) {
         let (start, n) = s.gather(tile: t, inp)
-        if n == 0 { return }
+        if n == 0 {
+            for row in 0..<tileSize { prefetchTileRow(cot.vFeatures, tile: next, row: row, inp) }
+            return
+        }
         let record = s.candidate.pointer, fo = s.featureOffset.pointer
         let hitIndex = s.hitIndex.pointer, hitWeight = s.hitWeight.pointer
         let lg = s.laneGrad.pointer, fg = s.featureGrad.pointer
@@ -144,6 +151,7 @@ extension SplatKernel {
         }
 
         for row in 0..<tileSize {
+            prefetchTileRow(cot.vFeatures, tile: next, row: row, inp)
             let py = tileY * tileSize + row
             if py >= h { break }
             let pyc = Float(py) + 0.5
@@ -198,7 +206,9 @@ extension SplatKernel {
                 var tr = finalT
                 var behind = Lanes()
                 var hits = 0
-                for j in stride(from: listCount - 1, through: 0, by: -1) {
+                var j = listCount
+                while j > 0 {
+                    j &-= 1
                     let p = Int(list[j])
                     if p >= Int(end) { continue }
                     let g = record[p]
@@ -211,7 +221,7 @@ extension SplatKernel {
 
                     // Pₖ: the pixels' cotangent seen through this Gaussian (four independent sums,
                     // so the FMAs do not wait on each other).
-                    let f = inp.features + fo[p]
+                    let f = UnsafePointer(s.localFeatures.pointer) + fo[p]
                     var p0 = Lanes(repeating: g[Candidate.depth]) * vD, p1 = Lanes(), p2 = Lanes(), p3 = Lanes()
                     var ch = 0
                     while ch + 4 <= c {
@@ -265,7 +275,9 @@ extension SplatKernel {
                     let r6 = UnsafeRawPointer(vOutT + (6 * c + ch)).loadUnaligned(as: Lanes.self)
                     let r7 = UnsafeRawPointer(vOutT + (7 * c + ch)).loadUnaligned(as: Lanes.self)
                     for k in 0..<hits {
-                        let fw = hitWeight[k]
+                        // The weights' lanes broadcast straight from memory (a load each), not
+                        // shuffled out of a register (which queues them all on one shuffle port).
+                        let fw = UnsafeRawPointer(hitWeight + k).assumingMemoryBound(to: Float.self)
                         let dst = UnsafeMutableRawPointer(fg + (Int(hitIndex[k]) * c + ch))
                         var acc = dst.loadUnaligned(as: Lanes.self)
                         acc = acc.addingProduct(Lanes(repeating: fw[0]), r0)
