@@ -87,31 +87,54 @@ extension SplatKernel {
             }
         }}}}}}}}}}}}
 
-        // Add the workers' buffers into the first one, in worker order.
-        let total = ws.workers[0].gradients.pointer
-        if workers > 1 {
-            let others = (1..<workers).map { ws.workers[$0].gradients.pointer }
-            parallelChunks(m * rowStride, threads: threads, minimumChunk: 4096) { range in
-                for o in others { for i in range { total[i] += o[i] } }
-            }
-        }
-
-        // Through the projection, back to the raw parameters.
-        var grads = SplatGradients.zeros(for: g)
+        // Through the projection, back to the raw parameters, in parallel over all N Gaussians: each
+        // writes every one of its rows (zeros when culled), so the arrays start uninitialised, and
+        // the workers' buffers are added (in worker order) row by row on the way, not in a pass
+        // of their own.
+        let n = g.count
+        var grads = SplatGradients(vMeans: uninitializedFloats(3 * n), vLogScales: uninitializedFloats(g.logScales.count),
+                                   vQuats: uninitializedFloats(4 * n), vOpacityLogits: uninitializedFloats(n),
+                                   vFeatures: uninitializedFloats(n * c))
         let frame = SplatFrame(cam)
+        let buffers = (0..<workers).map { UnsafePointer(ws.workers[$0].gradients.pointer) }
+        let scaleWidth = g.isotropic ? 1 : 3
         g.withPointers { gp in
             tape.visibleIndex.withUnsafeBufferPointer { vi in
                 grads.withMutablePointers { vm, vs, vq, vo, vfeat in
-                    parallelChunks(m, threads: threads, minimumChunk: 512) { range in
-                        for k in range {
-                            let i = Int(vi[k])
-                            let r = total + k * rowStride
-                            projectOneVJP(i, gp, frame,
-                                          vMean2D: SIMD2(r[GradRow.meanX], r[GradRow.meanY]),
-                                          vConic: SIMD3(r[GradRow.conicA], r[GradRow.conicB], r[GradRow.conicC]),
-                                          vDepth: r[GradRow.depth], vOpacity: r[GradRow.opacity],
-                                          vMeans: vm, vLogScales: vs, vQuats: vq, vLogits: vo)
-                            (vfeat + i * c).update(from: r + GradRow.features, count: c)
+                    buffers.withUnsafeBufferPointer { buffers in
+                        parallelChunks(n, threads: threads, minimumChunk: 512) { range in
+                            // The first visible Gaussian at or after the chunk (visibleIndex ascends).
+                            var lo = 0, hi = m
+                            while lo < hi {
+                                let mid = (lo + hi) / 2
+                                if Int(vi[mid]) < range.lowerBound { lo = mid + 1 } else { hi = mid }
+                            }
+                            var k = lo
+                            for i in range {
+                                (vm + 3 * i).initialize(repeating: 0, count: 3)
+                                (vs + scaleWidth * i).initialize(repeating: 0, count: scaleWidth)
+                                (vq + 4 * i).initialize(repeating: 0, count: 4)
+                                vo[i] = 0
+                                let vf = vfeat + i * c
+                                guard k < m, Int(vi[k]) == i else {
+                                    vf.initialize(repeating: 0, count: c)
+                                    continue
+                                }
+                                let row = k * rowStride
+                                var head = UnsafeRawPointer(buffers[0] + row).loadUnaligned(as: Lanes.self)
+                                vf.update(from: buffers[0] + (row + GradRow.features), count: c)
+                                for w in 1..<buffers.count {
+                                    head += UnsafeRawPointer(buffers[w] + row).loadUnaligned(as: Lanes.self)
+                                    let o = buffers[w] + (row + GradRow.features)
+                                    for ch in 0..<c { vf[ch] += o[ch] }
+                                }
+                                projectOneVJP(i, gp, frame,
+                                              vMean2D: SIMD2(head[GradRow.meanX], head[GradRow.meanY]),
+                                              vConic: SIMD3(head[GradRow.conicA], head[GradRow.conicB], head[GradRow.conicC]),
+                                              vDepth: head[GradRow.depth], vOpacity: head[GradRow.opacity],
+                                              vMeans: vm, vLogScales: vs, vQuats: vq, vLogits: vo)
+                                k += 1
+                            }
                         }
                     }
                 }
@@ -310,6 +333,11 @@ extension SplatKernel {
             for ch in 0..<c { dst[ch] += f[ch] }
         }
     }
+}
+
+/// A Float array of `count` elements whose every element the caller writes before reading.
+func uninitializedFloats(_ count: Int) -> [Float] {
+    [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
 }
 
 func withOptionalPointer<R>(_ a: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
