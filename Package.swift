@@ -35,10 +35,11 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),   // header-only: cache prefetch hints
 
         // Swift modules, bottom up
         .target(name: "PGTensor", dependencies: ["CZlib"]),
-        .target(name: "PGKernels", dependencies: ["CBLAS", "PGTensor"], swiftSettings: kernelSettings),
+        .target(name: "PGKernels", dependencies: ["CBLAS", "CPrefetch", "PGTensor"], swiftSettings: kernelSettings),
         .target(name: "PGMedia", dependencies: ["PGTensor", "CFFmpeg", "CPNG"]),
         .target(name: "PGFlow", dependencies: [
             "PGTensor", "CJSONC",

@@ -1,3 +1,5 @@
+import CPrefetch
+
 /// The per-tile forward kernel. A tile is 16 rows of two 8-pixel groups; each group runs the
 /// front-to-back scan with one SIMD lane per pixel (phase 1: which Gaussians blend, with what weight
 /// α·T), then sums the features of its hits with SIMD over pixels, 8 channels per pass (phase 2).
@@ -37,14 +39,16 @@ struct TileInputs {
 }
 
 extension SplatWorkerScratch {
-    /// Copies tile t's candidates into the SoA scratch, padded to a multiple of 8 with entries
+    /// Copies tile t's candidates into the SoA scratch and their feature rows into `localFeatures`
+    /// (row p at p·C: the per-pixel loops then read a few kilobytes that stay in L1, not rows
+    /// scattered over the whole [N, C] array), padded to a multiple of 8 with entries
     /// that never touch a pixel; returns where the tile's list starts and its length.
     @inline(__always)
     func gather(tile t: Int, _ inp: TileInputs) -> (start: Int, count: Int) {
         let start = Int(inp.tileStart[t]), n = Int(inp.tileStart[t + 1]) - start
         let mx = meanX.pointer, my = meanY.pointer, ha = halfA.pointer, bb = conicB.pointer, hc = halfC.pointer
         let op = opacity.pointer, sm = sigmaMax.pointer, z = depth.pointer, ia = inverseA.pointer
-        let fo = featureOffset.pointer, record = candidate.pointer
+        let fo = featureOffset.pointer, record = candidate.pointer, lf = localFeatures.pointer
         for p in 0..<n {
             let id = Int(inp.tileList[start + p])
             let g = inp.visible2D + SplatKernel.Packed.stride * id
@@ -53,7 +57,8 @@ extension SplatWorkerScratch {
             ha[p] = 0.5 * a; bb[p] = g[SplatKernel.Packed.conicB]; hc[p] = 0.5 * g[SplatKernel.Packed.conicC]
             ia[p] = 1 / a
             op[p] = g[SplatKernel.Packed.opacity]; sm[p] = g[SplatKernel.Packed.sigmaMax]; z[p] = g[SplatKernel.Packed.depth]
-            fo[p] = Int(inp.visibleIndex[id]) * inp.channels
+            fo[p] = p * inp.channels
+            copyFeatures(from: inp.features + Int(inp.visibleIndex[id]) * inp.channels, to: lf + p * inp.channels, inp.channels)
             record[p] = Lanes(mx[p], my[p], ha[p], bb[p], hc[p], op[p], z[p], 0)
         }
         for p in n..<((n + 7) & ~7) {
@@ -116,6 +121,16 @@ func tileRowsPerWorker(threads: Int, tilesY: Int) -> Int { max(1, min(threads, t
 /// Copies one pixel row of a tile (at most 16 floats): two 8-wide moves in the common case, not a
 /// call to memmove for 64 bytes.
 @inline(__always)
+func copyFeatures(from src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, _ count: Int) {
+    var i = 0
+    while i + 8 <= count {
+        UnsafeMutableRawPointer(dst + i).storeBytes(of: UnsafeRawPointer(src + i).loadUnaligned(as: Lanes.self), as: Lanes.self)
+        i += 8
+    }
+    while i < count { dst[i] = src[i]; i += 1 }
+}
+
+@inline(__always)
 func copyTileRow(from src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, _ count: Int) {
     if count == 16 {
         let a = UnsafeRawPointer(src).loadUnaligned(as: Lanes.self)
@@ -124,6 +139,34 @@ func copyTileRow(from src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Fl
         UnsafeMutableRawPointer(dst + 8).storeBytes(of: b, as: Lanes.self)
     } else {
         for i in 0..<count { dst[i] = src[i] }
+    }
+}
+
+/// The tile a worker takes after t in `tileRowsPerWorker`'s deal, or -1.
+@inline(__always)
+func nextTile(after t: Int, tilesX: Int, tilesY: Int, workers: Int) -> Int {
+    if (t + 1) % tilesX != 0 { return t + 1 }
+    let ty = t / tilesX + workers
+    return ty < tilesY ? ty * tilesX : -1
+}
+
+/// Prefetches pixel row `row` of tile `tile` (-1: nothing) in every one of the C planes at `base`
+/// ([C, H, W]). A tile's rows of a plane lie a whole image row apart, which the hardware
+/// prefetchers do not follow, so without this every tile waits on memory for C·16 scattered lines
+/// (the [C, H, W] images are megabytes); fetched one row ahead of need, the loads overlap the
+/// rendering of the tile before.
+@inline(__always)
+func prefetchTileRow(_ base: UnsafePointer<Float>, tile: Int, row: Int, _ inp: TileInputs) {
+    if tile < 0 { return }
+    let x0 = (tile % inp.tilesX) * SplatKernel.tileSize, y = (tile / inp.tilesX) * SplatKernel.tileSize + row
+    if y >= inp.height { return }
+    let last = min(SplatKernel.tileSize, inp.width - x0) - 1
+    var p = base + (y * inp.width + x0)
+    let plane = inp.width * inp.height
+    for _ in 0..<inp.channels {
+        pg_prefetch_read(p)
+        pg_prefetch_read(p + last)
+        p += plane
     }
 }
 
@@ -176,7 +219,10 @@ extension SplatKernel {
                 let scratch = ws.workers[wk]
                 // Every workers-th row of tiles (see `tileRowsPerWorker`).
                 for ty in stride(from: wk, to: binning.tilesY, by: workers) {
-                    for t in (ty * binning.tilesX)..<((ty + 1) * binning.tilesX) { forwardTile(t, inp, out, scratch, expectedDepth: expected) }
+                    for t in (ty * binning.tilesX)..<((ty + 1) * binning.tilesX) {
+                        let next = nextTile(after: t, tilesX: binning.tilesX, tilesY: binning.tilesY, workers: workers)
+                        forwardTile(t, inp, out, scratch, expectedDepth: expected, next: next)
+                    }
                 }
             }
         }}}}}}
@@ -199,10 +245,13 @@ extension SplatKernel {
         return (image, tape)
     }
 
+    /// `next`: the tile this worker renders after t (-1: none), whose output lines are fetched
+    /// into cache while t renders.
     static func forwardTile(_ t: Int, _ inp: TileInputs, _ out: TileOutputs, _ s: SplatWorkerScratch,
-                            expectedDepth: Bool) {
+                            expectedDepth: Bool, next: Int) {
         let (_, n) = s.gather(tile: t, inp)
         let record = s.candidate.pointer, zs = s.depth.pointer, fo = s.featureOffset.pointer
+        let features = UnsafePointer(s.localFeatures.pointer)
         let hitIndex = s.hitIndex.pointer, hitWeight = s.hitWeight.pointer
         let w = inp.width, h = inp.height, c = inp.channels, plane = w * h
         let tileX = t % inp.tilesX, tileY = t / inp.tilesX
@@ -212,6 +261,7 @@ extension SplatKernel {
         let staged = s.tileFeatures.pointer
 
         for row in 0..<tileSize {
+            prefetchTileRow(UnsafePointer(out.features), tile: next, row: row, inp)
             let py = tileY * tileSize + row
             if py >= h { break }
             let pyc = Float(py) + 0.5
@@ -260,7 +310,7 @@ extension SplatKernel {
                     var a4 = Lanes(), a5 = Lanes(), a6 = Lanes(), a7 = Lanes()
                     for k in 0..<hits {
                         let wt = hitWeight[k]
-                        let f = inp.features + (fo[Int(hitIndex[k])] &+ ch)
+                        let f = features + (fo[Int(hitIndex[k])] &+ ch)
                         a0 = a0.addingProduct(wt, Lanes(repeating: f[0]))
                         a1 = a1.addingProduct(wt, Lanes(repeating: f[1]))
                         a2 = a2.addingProduct(wt, Lanes(repeating: f[2]))
@@ -291,7 +341,7 @@ extension SplatKernel {
                     switch k {
                     case 4:
                         for h in 0..<hits {
-                            let wt = hitWeight[h], f = inp.features + (fo[Int(hitIndex[h])] &+ ch)
+                            let wt = hitWeight[h], f = features + (fo[Int(hitIndex[h])] &+ ch)
                             a0 = a0.addingProduct(wt, Lanes(repeating: f[0]))
                             a1 = a1.addingProduct(wt, Lanes(repeating: f[1]))
                             a2 = a2.addingProduct(wt, Lanes(repeating: f[2]))
@@ -299,7 +349,7 @@ extension SplatKernel {
                         }
                     case 3:
                         for h in 0..<hits {
-                            let wt = hitWeight[h], p = Int(hitIndex[h]), f = inp.features + (fo[p] &+ ch)
+                            let wt = hitWeight[h], p = Int(hitIndex[h]), f = features + (fo[p] &+ ch)
                             a0 = a0.addingProduct(wt, Lanes(repeating: f[0]))
                             a1 = a1.addingProduct(wt, Lanes(repeating: f[1]))
                             a2 = a2.addingProduct(wt, Lanes(repeating: f[2]))
@@ -309,7 +359,7 @@ extension SplatKernel {
                         depthDone = true
                     case 2:
                         for h in 0..<hits {
-                            let wt = hitWeight[h], p = Int(hitIndex[h]), f = inp.features + (fo[p] &+ ch)
+                            let wt = hitWeight[h], p = Int(hitIndex[h]), f = features + (fo[p] &+ ch)
                             a0 = a0.addingProduct(wt, Lanes(repeating: f[0]))
                             a1 = a1.addingProduct(wt, Lanes(repeating: f[1]))
                             a2 = a2.addingProduct(wt, Lanes(repeating: zs[p]))
@@ -319,7 +369,7 @@ extension SplatKernel {
                     case 1:
                         for h in 0..<hits {
                             let wt = hitWeight[h], p = Int(hitIndex[h])
-                            a0 = a0.addingProduct(wt, Lanes(repeating: inp.features[fo[p] &+ ch]))
+                            a0 = a0.addingProduct(wt, Lanes(repeating: features[fo[p] &+ ch]))
                             a1 = a1.addingProduct(wt, Lanes(repeating: zs[p]))
                         }
                         d = a1

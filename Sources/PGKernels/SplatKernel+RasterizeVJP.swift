@@ -80,36 +80,61 @@ extension SplatKernel {
                 scratch.gradients.pointer.initialize(repeating: 0, count: m * rowStride)
                 // Every workers-th row of tiles (see `tileRowsPerWorker`).
                 for ty in stride(from: wk, to: tilesY, by: workers) {
-                    for t in (ty * tilesX)..<((ty + 1) * tilesX) { backwardTile(t, inp, cot, scratch) }
+                    for t in (ty * tilesX)..<((ty + 1) * tilesX) {
+                        backwardTile(t, inp, cot, scratch, next: nextTile(after: t, tilesX: tilesX, tilesY: tilesY, workers: workers))
+                    }
                 }
             }
         }}}}}}}}}}}}
 
-        // Add the workers' buffers into the first one, in worker order.
-        let total = ws.workers[0].gradients.pointer
-        if workers > 1 {
-            let others = (1..<workers).map { ws.workers[$0].gradients.pointer }
-            parallelChunks(m * rowStride, threads: threads, minimumChunk: 4096) { range in
-                for o in others { for i in range { total[i] += o[i] } }
-            }
-        }
-
-        // Through the projection, back to the raw parameters.
-        var grads = SplatGradients.zeros(for: g)
+        // Through the projection, back to the raw parameters, in parallel over all N Gaussians: each
+        // writes every one of its rows (zeros when culled), so the arrays start uninitialised, and
+        // the workers' buffers are added (in worker order) row by row on the way, not in a pass
+        // of their own.
+        let n = g.count
+        var grads = SplatGradients(vMeans: uninitializedFloats(3 * n), vLogScales: uninitializedFloats(g.logScales.count),
+                                   vQuats: uninitializedFloats(4 * n), vOpacityLogits: uninitializedFloats(n),
+                                   vFeatures: uninitializedFloats(n * c))
         let frame = SplatFrame(cam)
+        let buffers = (0..<workers).map { UnsafePointer(ws.workers[$0].gradients.pointer) }
+        let scaleWidth = g.isotropic ? 1 : 3
         g.withPointers { gp in
             tape.visibleIndex.withUnsafeBufferPointer { vi in
                 grads.withMutablePointers { vm, vs, vq, vo, vfeat in
-                    parallelChunks(m, threads: threads, minimumChunk: 512) { range in
-                        for k in range {
-                            let i = Int(vi[k])
-                            let r = total + k * rowStride
-                            projectOneVJP(i, gp, frame,
-                                          vMean2D: SIMD2(r[GradRow.meanX], r[GradRow.meanY]),
-                                          vConic: SIMD3(r[GradRow.conicA], r[GradRow.conicB], r[GradRow.conicC]),
-                                          vDepth: r[GradRow.depth], vOpacity: r[GradRow.opacity],
-                                          vMeans: vm, vLogScales: vs, vQuats: vq, vLogits: vo)
-                            (vfeat + i * c).update(from: r + GradRow.features, count: c)
+                    buffers.withUnsafeBufferPointer { buffers in
+                        parallelChunks(n, threads: threads, minimumChunk: 512) { range in
+                            // The first visible Gaussian at or after the chunk (visibleIndex ascends).
+                            var lo = 0, hi = m
+                            while lo < hi {
+                                let mid = (lo + hi) / 2
+                                if Int(vi[mid]) < range.lowerBound { lo = mid + 1 } else { hi = mid }
+                            }
+                            var k = lo
+                            for i in range {
+                                (vm + 3 * i).initialize(repeating: 0, count: 3)
+                                (vs + scaleWidth * i).initialize(repeating: 0, count: scaleWidth)
+                                (vq + 4 * i).initialize(repeating: 0, count: 4)
+                                vo[i] = 0
+                                let vf = vfeat + i * c
+                                guard k < m, Int(vi[k]) == i else {
+                                    vf.initialize(repeating: 0, count: c)
+                                    continue
+                                }
+                                let row = k * rowStride
+                                var head = UnsafeRawPointer(buffers[0] + row).loadUnaligned(as: Lanes.self)
+                                vf.update(from: buffers[0] + (row + GradRow.features), count: c)
+                                for w in 1..<buffers.count {
+                                    head += UnsafeRawPointer(buffers[w] + row).loadUnaligned(as: Lanes.self)
+                                    let o = buffers[w] + (row + GradRow.features)
+                                    for ch in 0..<c { vf[ch] += o[ch] }
+                                }
+                                projectOneVJP(i, gp, frame,
+                                              vMean2D: SIMD2(head[GradRow.meanX], head[GradRow.meanY]),
+                                              vConic: SIMD3(head[GradRow.conicA], head[GradRow.conicB], head[GradRow.conicC]),
+                                              vDepth: head[GradRow.depth], vOpacity: head[GradRow.opacity],
+                                              vMeans: vm, vLogScales: vs, vQuats: vq, vLogits: vo)
+                                k += 1
+                            }
                         }
                     }
                 }
@@ -118,9 +143,14 @@ extension SplatKernel {
         return grads
     }
 
-    static func backwardTile(_ t: Int, _ inp: TileInputs, _ cot: TileCotangents, _ s: SplatWorkerScratch) {
+    /// `next`: the tile this worker takes after t (-1: none), whose cotangent lines are fetched
+    /// into cache while t runs.
+    static func backwardTile(_ t: Int, _ inp: TileInputs, _ cot: TileCotangents, _ s: SplatWorkerScratch, next: Int) {
         let (start, n) = s.gather(tile: t, inp)
-        if n == 0 { return }
+        if n == 0 {
+            for row in 0..<tileSize { prefetchTileRow(cot.vFeatures, tile: next, row: row, inp) }
+            return
+        }
         let record = s.candidate.pointer, fo = s.featureOffset.pointer
         let hitIndex = s.hitIndex.pointer, hitWeight = s.hitWeight.pointer
         let lg = s.laneGrad.pointer, fg = s.featureGrad.pointer
@@ -144,6 +174,7 @@ extension SplatKernel {
         }
 
         for row in 0..<tileSize {
+            prefetchTileRow(cot.vFeatures, tile: next, row: row, inp)
             let py = tileY * tileSize + row
             if py >= h { break }
             let pyc = Float(py) + 0.5
@@ -198,7 +229,9 @@ extension SplatKernel {
                 var tr = finalT
                 var behind = Lanes()
                 var hits = 0
-                for j in stride(from: listCount - 1, through: 0, by: -1) {
+                var j = listCount
+                while j > 0 {
+                    j &-= 1
                     let p = Int(list[j])
                     if p >= Int(end) { continue }
                     let g = record[p]
@@ -211,17 +244,18 @@ extension SplatKernel {
 
                     // Pₖ: the pixels' cotangent seen through this Gaussian (four independent sums,
                     // so the FMAs do not wait on each other).
-                    let f = inp.features + fo[p]
+                    let f = UnsafePointer(s.localFeatures.pointer) + fo[p]
                     var p0 = Lanes(repeating: g[Candidate.depth]) * vD, p1 = Lanes(), p2 = Lanes(), p3 = Lanes()
                     var ch = 0
-                    while ch + 4 <= c {
-                        p0 = p0.addingProduct(Lanes(repeating: f[ch]), vOut[ch])
-                        p1 = p1.addingProduct(Lanes(repeating: f[ch + 1]), vOut[ch + 1])
-                        p2 = p2.addingProduct(Lanes(repeating: f[ch + 2]), vOut[ch + 2])
-                        p3 = p3.addingProduct(Lanes(repeating: f[ch + 3]), vOut[ch + 3])
-                        ch += 4
+                    while ch &+ 4 <= c {
+                        let fc = f + ch, vc = UnsafePointer(vOut + ch)
+                        p0 = p0.addingProduct(Lanes(repeating: fc[0]), vc[0])
+                        p1 = p1.addingProduct(Lanes(repeating: fc[1]), vc[1])
+                        p2 = p2.addingProduct(Lanes(repeating: fc[2]), vc[2])
+                        p3 = p3.addingProduct(Lanes(repeating: fc[3]), vc[3])
+                        ch &+= 4
                     }
-                    while ch < c { p0 = p0.addingProduct(Lanes(repeating: f[ch]), vOut[ch]); ch += 1 }
+                    while ch < c { p0 = p0.addingProduct(Lanes(repeating: f[ch]), vOut[ch]); ch &+= 1 }
                     let pk = (p0 + p1) + (p2 + p3)
 
                     let vAlphaK = tr * pk - ra * (behind - behindBackground)
@@ -265,18 +299,16 @@ extension SplatKernel {
                     let r6 = UnsafeRawPointer(vOutT + (6 * c + ch)).loadUnaligned(as: Lanes.self)
                     let r7 = UnsafeRawPointer(vOutT + (7 * c + ch)).loadUnaligned(as: Lanes.self)
                     for k in 0..<hits {
-                        let fw = hitWeight[k]
-                        let dst = UnsafeMutableRawPointer(fg + (Int(hitIndex[k]) * c + ch))
-                        var acc = dst.loadUnaligned(as: Lanes.self)
-                        acc = acc.addingProduct(Lanes(repeating: fw[0]), r0)
-                        acc = acc.addingProduct(Lanes(repeating: fw[1]), r1)
-                        acc = acc.addingProduct(Lanes(repeating: fw[2]), r2)
-                        acc = acc.addingProduct(Lanes(repeating: fw[3]), r3)
-                        acc = acc.addingProduct(Lanes(repeating: fw[4]), r4)
-                        acc = acc.addingProduct(Lanes(repeating: fw[5]), r5)
-                        acc = acc.addingProduct(Lanes(repeating: fw[6]), r6)
-                        acc = acc.addingProduct(Lanes(repeating: fw[7]), r7)
-                        dst.storeBytes(of: acc, as: Lanes.self)
+                        // The weights' lanes broadcast straight from memory (a load each), not
+                        // shuffled out of a register (which queues them all on one shuffle port).
+                        let fw = UnsafeRawPointer(hitWeight + k).assumingMemoryBound(to: Float.self)
+                        let dst = UnsafeMutableRawPointer(fg + (Int(hitIndex[k]) &* c &+ ch))
+                        // Two chains of four FMAs, not one of eight: the next hit need not wait.
+                        var a = (Lanes(repeating: fw[0]) * r0).addingProduct(Lanes(repeating: fw[1]), r1)
+                        var b = (Lanes(repeating: fw[4]) * r4).addingProduct(Lanes(repeating: fw[5]), r5)
+                        a = a.addingProduct(Lanes(repeating: fw[2]), r2).addingProduct(Lanes(repeating: fw[3]), r3)
+                        b = b.addingProduct(Lanes(repeating: fw[6]), r6).addingProduct(Lanes(repeating: fw[7]), r7)
+                        dst.storeBytes(of: dst.loadUnaligned(as: Lanes.self) + (a + b), as: Lanes.self)
                     }
                     ch += 8
                 }
@@ -301,6 +333,11 @@ extension SplatKernel {
             for ch in 0..<c { dst[ch] += f[ch] }
         }
     }
+}
+
+/// A Float array of `count` elements whose every element the caller writes before reading.
+func uninitializedFloats(_ count: Int) -> [Float] {
+    [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
 }
 
 func withOptionalPointer<R>(_ a: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {

@@ -40,6 +40,7 @@ final class SplatWorkerScratch {
     let inverseA = ScratchBuffer<Float>()       // [n] 1 / conic a
     let featureOffset = ScratchBuffer<Int>()    // [n] row offset into features
     let candidate = ScratchBuffer<SIMD8<Float>>()   // [n] the same as records (see `Candidate`)
+    let localFeatures = ScratchBuffer<Float>()  // [n, C] the candidates' feature rows
     // Candidates whose α ≥ 1/255 ellipse crosses the current row's left / right 8 pixels.
     let leftList = ScratchBuffer<Int32>()       // [n]
     let rightList = ScratchBuffer<Int32>()      // [n]
@@ -62,6 +63,7 @@ final class SplatWorkerScratch {
         for b in [meanX, meanY, halfA, conicB, halfC, opacity, sigmaMax, depth, inverseA] { _ = b.reserve(n) }
         _ = featureOffset.reserve(n)
         _ = candidate.reserve(n)
+        _ = localFeatures.reserve(n * c)
         _ = leftList.reserve(n + 8)    // compaction stores 8 at a time
         _ = rightList.reserve(n + 8)
         _ = hitIndex.reserve(n)
