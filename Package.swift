@@ -61,7 +61,8 @@ let package = Package(
         .testTarget(name: "PGKernelsTests", dependencies: ["PGKernels", "PGTensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PGMediaTests", dependencies: ["PGMedia", "PGTensor"]),
         .testTarget(name: "PGFlowTests", dependencies: ["PGFlow", "PGTensor"]),
-        .testTarget(name: "PGNodesTests", dependencies: ["PGNodes", "PGFlow", "PGTensor", "PGKernels", "PGMedia"]),
+        .testTarget(name: "PGNodesTests", dependencies: ["PGNodes", "PGFlow", "PGTensor", "PGKernels", "PGMedia"],
+                    exclude: ["Fixtures"]),   // read in place through #filePath
         .testTarget(name: "GraphsTests", dependencies: ["PGNodes", "PGFlow"]),
         .testTarget(name: "CLITests", dependencies: ["PGMedia", "PGTensor"]),
     ],
