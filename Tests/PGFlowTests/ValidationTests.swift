@@ -63,6 +63,21 @@ struct ValidationTests {
         #expect(dup.contains { $0.message.contains("duplicate key \"a\"") && $0.path == "nodes.a" })
     }
 
+    @Test func aPerFrameValueIntoAStaticInputIsARateMismatch() throws {
+        let text = """
+        {"pgflow": 1, "nodes": {
+          "ramp": {"type": "Ramp", "params": {"count": 3}},
+          "fit":  {"type": "Affine", "in": {"x": "ramp.out", "w": "ramp.out"}},
+          "sum":  {"type": "Total", "in": {"in": "fit.out"}}
+        }, "outputs": ["sum.sum"]}
+        """
+        let found = try problems(text).map(\.description)
+        #expect(found.count == 1, "\(found)")
+        #expect(found.contains { $0.contains(":3:59: nodes.fit.in.w: ")
+                && $0.contains("input \"w\" of node \"fit\" takes one static value, but ramp.out gives one value per frame") },
+                "\(found)")
+    }
+
     @Test func cyclesAreNamedAndNothingToRunIsReported() throws {
         let text = """
         {"pgflow": 1, "nodes": {
