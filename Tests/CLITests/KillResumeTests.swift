@@ -1,0 +1,100 @@
+import Foundation
+import PGTensor
+import Testing
+
+/// `kill -9` in the middle of an optimize stage, the way a user's machine loses a run: the next
+/// `pgflow exec` resumes from the last periodic checkpoint (not step 0) and, with one thread, ends
+/// with exactly the parameters of a run that was never interrupted.
+@Suite(.serialized) struct KillResumeTests {
+    // Enough steps that the pipe (64 KiB, ~600 loss events) fills and blocks pgflow long before the
+    // end: it cannot finish between the event we react to and the SIGKILL, however loaded the machine.
+    static let steps = 1200, checkpointEvery = 50
+
+    /// Noise features → NeuralRenderer → L1 against one generated frame, trained for `steps` steps.
+    static func trainingGraph() -> String {
+        """
+        {"pgflow": 1, "name": "fit",
+         "nodes": {
+           "noise":  {"type": "Noise", "params": {"channels": 8, "width": 16, "height": 16, "seed": 3}},
+           "photo":  {"type": "VideoSource", "params": {"path": "frames", "size": [16, 16]}},
+           "render": {"type": "NeuralRenderer", "in": {"features": "noise.image"},
+                      "params": {"channels": 8, "hidden": [16, 16], "seed": 1}},
+           "loss":   {"type": "Loss", "in": {"image": "render.rgb", "target": "photo.frames"}, "params": {"w_l1": 1}}
+         },
+         "stages": [{"name": "fit", "optimize": {"loss": "loss.loss", "train": ["render"], "steps": \(steps),
+                     "lr": 0.01, "eps": 1e-8, "checkpoint_every": \(checkpointEvery), "export": "weights"}}]}
+        """
+    }
+
+    /// Starts `pgflow exec --json --threads 1` and SIGKILLs it once a loss event past `killAfter` arrives.
+    /// Returns the last step it reported.
+    static func execAndKill(in dir: URL, killAfter: Int) throws -> Int {
+        let p = Process()
+        p.executableURL = pgflowBinary
+        p.arguments = ["exec", "fit.json", "--json", "--threads", "1"]
+        p.currentDirectoryURL = dir
+        var env = ProcessInfo.processInfo.environment
+        env["PGFLOW_NODES"] = repositoryNodes.path
+        p.environment = env
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        var pending = Data(), lastStep = -1
+        reading: while true {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }                       // the process ended before we killed it
+            pending.append(chunk)
+            while let newline = pending.firstIndex(of: 0x0A) {
+                let line = pending[pending.startIndex..<newline]
+                pending = Data(pending[(newline + 1)...])
+                guard let event = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
+                      event["event"] as? String == "loss", let step = event["step"] as? Int else { continue }
+                lastStep = step
+                if step > killAfter {
+                    kill(p.processIdentifier, SIGKILL)
+                    break reading
+                }
+            }
+        }
+        p.waitUntilExit()
+        #expect(p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGKILL,
+                "pgflow should have been killed at step \(lastStep), it exited with \(p.terminationStatus)")
+        return lastStep
+    }
+
+    static func weights(_ dir: URL) throws -> [String: Tensor] {
+        try NPZ.read(dir.appendingPathComponent("weights/render.npz"))
+    }
+
+    @Test func killDashNineMidStageResumesFromTheLastCheckpointWithIdenticalWeights() throws {
+        let whole = try Workspace(frames: 1), broken = try Workspace(frames: 1)
+        defer { whole.remove(); broken.remove() }
+        for ws in [whole, broken] { try ws.write("fit.json", Self.trainingGraph()) }
+
+        let reference = try pgflow(["exec", "fit.json", "--threads", "1"], in: whole.root)
+        #expect(reference.status == 0, "\(reference.err)")
+
+        let killedAt = try Self.execAndKill(in: broken.root, killAfter: 100)
+        #expect(killedAt > 100 && killedAt < Self.steps, "killed at step \(killedAt)")
+        #expect(!FileManager.default.fileExists(atPath: broken.root.appendingPathComponent("weights/render.npz").path),
+                "a killed stage exports nothing")
+
+        let again = try pgflow(["exec", "fit.json", "--json", "--threads", "1"], in: broken.root)
+        #expect(again.status == 0, "\(again.err)")
+        let events = again.out.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        let resumed = events.first { $0["event"] as? String == "resumed" }
+        // pgflow may have run a little past the last event we read before the signal landed.
+        let checkpoint = try #require(resumed?["step"] as? Int, "no resumed event in: \(again.out.prefix(2000))")
+        #expect(checkpoint % Self.checkpointEvery == 0 && checkpoint >= killedAt / Self.checkpointEvery * Self.checkpointEvery
+                && checkpoint < Self.steps, "resumed at step \(checkpoint), killed after step \(killedAt)")
+        let firstStep = events.first { $0["event"] as? String == "loss" }?["step"] as? Int
+        #expect(firstStep == checkpoint + 1, "the first step after resuming is \(String(describing: firstStep))")
+
+        let a = try Self.weights(whole.root), b = try Self.weights(broken.root)
+        #expect(a.keys.sorted() == b.keys.sorted() && !a.isEmpty)
+        for (name, t) in a { #expect(b[name] == t, "\(name) differs from the uninterrupted run") }
+    }
+}
