@@ -27,7 +27,7 @@ final class LogLines: ProgressDisplay {
         case .stage(let name, let i, let n): stderr("\(t) stage \(i + 1)/\(n): \(name)\n")
         case .cached(let node, let type): stderr("\(t) \(node) (\(type)): cached\n")
         case .started(let node, let type, let frames, let reason):
-            stderr("\(t) \(node) (\(type)): running\(frames.map { " \($0) frames" } ?? "") — \(reason)\n")
+            stderr("\(t) \(node) (\(type)): running\(frames.map { " " + framesText($0) } ?? "") — \(reason)\n")
         case .progress(let node, let done, let total):
             let now = Date()
             let show = lastProgress.withLock { last -> Bool in
@@ -38,7 +38,7 @@ final class LogLines: ProgressDisplay {
             }
             if show { stderr("\(t) \(node): \(done)/\(total)\n") }
         case .finished(let node, _, let seconds, let frames):
-            stderr("\(t) \(node): done\(frames.map { ", \($0) frames" } ?? "") in \(duration(seconds))\n")
+            stderr("\(t) \(node): done\(frames.map { ", " + framesText($0) } ?? "") in \(duration(seconds))\n")
         case .failed(let node, _, let frame, let message):
             stderr("\(t) \(node): FAILED\(frame.map { " at frame \($0)" } ?? ""): \(message)\n")
         case .warning(let message): stderr("\(t) warning: \(message)\n")
@@ -57,14 +57,31 @@ final class LogLines: ProgressDisplay {
     func finish() {}
 }
 
+/// "1 frame", "75 frames".
+func framesText(_ n: Int) -> String { n == 1 ? "1 frame" : "\(n) frames" }
+
+/// Every loss term, named as in the history without its "terms." prefix (the line stays readable).
 func lossText(_ losses: [(name: String, value: Double)]) -> String {
-    losses.prefix(6).map { String(format: "%@ %.5g", $0.name, $0.value) }.joined(separator: "  ")
+    losses.map { loss in
+        let name = loss.name.hasPrefix("terms.") ? String(loss.name.dropFirst(6)) : loss.name
+        return String(format: "%@ %.4g", name, loss.value)
+    }.joined(separator: "  ")
+}
+
+/// The width of the terminal on stderr (80 when it cannot be asked).
+private func terminalColumns() -> Int {
+    var size = winsize()
+    guard ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return 80 }
+    return Int(size.ws_col)
 }
 
 /// A terminal: finished nodes scroll by; each running node keeps one live line with its
 /// frames done/total, rate and ETA.
 final class LiveDisplay: ProgressDisplay {
-    struct Line { var node: String; var type: String; var done = 0; var total: Int?; var started = Date() }
+    struct Line {
+        var node: String; var type: String; var done = 0; var total: Int?; var started = Date()
+        var detail = ""   // an optimize stage's current loss terms, after the bar so the count and ETA stay visible
+    }
     private let state = Mutex((lines: [Line](), drawn: 0))
 
     private func redraw(_ s: inout (lines: [Line], drawn: Int), above: String = "") {
@@ -84,7 +101,9 @@ final class LiveDisplay: ProgressDisplay {
             } else {
                 text += "  " + duration(Date().timeIntervalSince(l.started))
             }
-            out += text + "\n"
+            if !l.detail.isEmpty { text += "  " + l.detail }
+            // A live line that wrapped would break the cursor-up redraw: cut it at the terminal's width.
+            out += String(text.prefix(max(20, terminalColumns() - 1))) + "\n"
         }
         s.drawn = s.lines.count
         stderr(out)
@@ -106,7 +125,7 @@ final class LiveDisplay: ProgressDisplay {
                 redraw(&s)
             case .finished(let node, let type, let seconds, let frames):
                 s.lines.removeAll { $0.node == node }
-                redraw(&s, above: "  ✓ \(node) (\(type))\(frames.map { " \($0) frames" } ?? "") in \(duration(seconds))\n")
+                redraw(&s, above: "  ✓ \(node) (\(type))\(frames.map { " " + framesText($0) } ?? "") in \(duration(seconds))\n")
             case .failed(let node, let type, let frame, let message):
                 s.lines.removeAll { $0.node == node }
                 redraw(&s, above: "  ✗ \(node) (\(type)) failed\(frame.map { " at frame \($0)" } ?? ""): \(message)\n")
@@ -115,9 +134,9 @@ final class LiveDisplay: ProgressDisplay {
                 let id = "stage:" + stage
                 if let i = s.lines.firstIndex(where: { $0.node == id }) {
                     s.lines[i].done = step
-                    s.lines[i].type = lossText(losses)
+                    s.lines[i].detail = lossText(losses)
                 } else {
-                    s.lines.append(Line(node: id, type: lossText(losses), done: step, total: steps))
+                    s.lines.append(Line(node: id, type: "optimize", done: step, total: steps, detail: lossText(losses)))
                 }
                 if step == steps {
                     let started = s.lines.first { $0.node == id }?.started ?? Date()
