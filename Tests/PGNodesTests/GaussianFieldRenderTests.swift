@@ -7,8 +7,9 @@ import PGTensor
 import Testing
 
 /// builtin:head rendered through Splat at a neutral and an expressive pose, compared with stored
-/// reference PNGs. Set PGFLOW_UPDATE_FIXTURES=1 to rewrite the references after a deliberate change
-/// (and look at them: they must show a head, and the expressive one an open mouth).
+/// reference PNGs; each run's renders are left in the temporary folder to look at. Set
+/// PGFLOW_UPDATE_FIXTURES=1 to rewrite the references after a deliberate change (and look at
+/// them: they must show a head, and the expressive one an open mouth).
 @Suite struct GaussianFieldRenderTests {
     static let size = 96
     static let references = ["neutral": FieldFixtures.directory.appendingPathComponent("field-head-neutral.png"),
@@ -70,6 +71,10 @@ import Testing
             let rgb = images[name]!.rgb
             #expect(rgb.shape == [3, size, size])
             if update { try PNGImage.write(rgb, to: url) }
+            // Always left where a person can look at this run's render next to the reference.
+            let render = FileManager.default.temporaryDirectory.appendingPathComponent("pgflow-field-head-\(name).png")
+            try PNGImage.write(rgb, to: render)
+            print("GaussianField render (\(name)): \(render.path), reference \(url.path)")
             let reference = try PNGImage.read(url).pixels
             #expect(reference.shape == [3, size, size])
             // 8-bit quantisation plus Float32 differences between machines: small on average, and

@@ -236,6 +236,8 @@ enum FieldFixtures {
         #expect(s.model.jointCount == 4 && s.model.poseBasisCount == 27)
         let p = FieldFixtures.perturbed(try op.initialParameters(Inputs([:]), context: ctx), seed: seed, bound: 0.02)
         let inputs = Inputs(["tracking": FieldFixtures.tracking(for: s.model, seed: seed).value], parameters: p)
+        #expect(try op.evaluate(inputs, frame: 0, context: ctx)["reg_scale"]!.number! > 0,
+                "some scales should exceed the bound, so the hinge is tested")
         let problems = try FieldFixtures.directionalMismatches(op, inputs, seed: seed)
         #expect(problems.isEmpty, "seed \(seed): \(problems)")
         let check = GradientCheck(seed: seed, samples: 8, step: 1e-3, absolute: 2e-3, relative: 1e-2)
