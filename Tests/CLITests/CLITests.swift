@@ -44,6 +44,28 @@ func pgflow(_ args: [String], in dir: URL) throws -> Result {
                   err: String(decoding: errData.get(), as: UTF8.self))
 }
 
+/// The cache entries (`.pgflow/cache` under `root`) a node wrote, read from their JSON headers.
+func cacheEntries(of node: String, in root: URL) throws -> [(url: URL, frame: Int?)] {
+    let objects = root.appendingPathComponent(".pgflow/cache/objects")
+    return try FileManager.default.enumerator(at: objects, includingPropertiesForKeys: nil)!.compactMap { $0 as? URL }
+        .filter { !$0.hasDirectoryPath }
+        .compactMap { url -> (URL, Int?)? in
+            let head = try FileHandle(forReadingFrom: url).read(upToCount: 512) ?? Data()
+            let text = String(decoding: head, as: UTF8.self)
+            guard text.contains("\"node\":\"\(node)\"") else { return nil }
+            let frame = text.range(of: #""frame":(\d+)"#, options: .regularExpression)
+                .flatMap { Int(text[$0].dropFirst(8)) }
+            return (url, frame)
+        }
+}
+
+/// Flips one bit in the second half of a file (a cache entry's payload).
+func flipABit(in url: URL) throws {
+    var data = try Data(contentsOf: url)
+    data[data.count * 3 / 4] ^= 0x10
+    try data.write(to: url)
+}
+
 final class Mutexed<T>: @unchecked Sendable {
     private var value: T
     private let lock = NSLock()
@@ -192,8 +214,24 @@ struct Workspace {
         let r = try pgflow(["exec", "graph.json", "--explain", "--force", "enc"], in: ws.root)
         #expect(r.status == 0)
         #expect(r.err.components(separatedBy: "warning").count - 1 >= 2, "\(r.err)")
-        // Each damaged frame is found when read, dropped and recomputed.
-        #expect(r.out.contains("src: ran because 1 of 6 frames not in the cache"), "\(r.out)")
+        // Each damaged frame is found when read, dropped and recomputed, and --explain counts both.
+        #expect(r.out.contains("src: ran because 2 of 6 frames not in the cache"), "\(r.out)")
+        #expect(try Data(contentsOf: ws.root.appendingPathComponent("out/clip.mp4")) == before)
+        #expect(try pgflow(["cache", "verify"], in: ws.root).status == 0)
+    }
+
+    @Test func everyDamagedEntryIsRecomputedHoweverMany() throws {
+        let ws = try Workspace(frames: 6)
+        defer { ws.remove() }
+        #expect(try pgflow(["exec", "graph.json"], in: ws.root).status == 0)
+        let before = try Data(contentsOf: ws.root.appendingPathComponent("out/clip.mp4"))
+        let frames = try cacheEntries(of: "src", in: ws.root).filter { $0.frame != nil }
+        #expect(frames.count == 6)
+        for entry in frames.prefix(5) { try flipABit(in: entry.url) }
+        let r = try pgflow(["exec", "graph.json", "--explain", "--force", "enc"], in: ws.root)
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.err.components(separatedBy: "cached value unreadable; recomputing").count - 1 == 5, "\(r.err)")
+        #expect(r.out.contains("src: ran because 5 of 6 frames not in the cache"), "\(r.out)")
         #expect(try Data(contentsOf: ws.root.appendingPathComponent("out/clip.mp4")) == before)
         #expect(try pgflow(["cache", "verify"], in: ws.root).status == 0)
     }

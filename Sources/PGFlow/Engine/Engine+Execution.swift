@@ -186,7 +186,7 @@ extension Engine {
 }
 
 /// A cache entry the plan counted on could not be read when it was needed.
-struct StaleEntry: Error {
+struct StaleEntry: Error, Hashable {
     var node: String
     var frame: Int?
 }

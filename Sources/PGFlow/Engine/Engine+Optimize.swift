@@ -73,9 +73,10 @@ extension Engine {
         for (port, src) in node.inputs {
             if let v = live[src.node]?[src.port] { values[port] = v; continue }
             if perFrame(src) {
-                guard let t, let outs = store.load(entryKey(src.node, frame: t)) else {
-                    throw RunError(node: id, type: node.type, frame: t, "the value of \(src) is not in the cache")
-                }
+                guard let t else { throw RunError(node: id, type: node.type, "the value of \(src) is not in the cache") }
+                // Materialised before the stage began: unreadable now means damaged (or removed by
+                // another process), and the stage recomputes it.
+                guard let outs = store.load(entryKey(src.node, frame: t)) else { throw StaleEntry(node: src.node, frame: t) }
                 values[port] = outs[src.port]
             } else {
                 guard let outs = try staticOutputs(src.node) else {
@@ -85,6 +86,21 @@ extension Engine {
             }
         }
         return Inputs(values, parameters: state.withLock { $0.parameters[id] } ?? [:])
+    }
+
+    /// `forwardBackward`, recomputing the stage's constants when one of their cached values turns
+    /// out damaged on the way (each damaged entry once, as `materialize` does).
+    func forwardBackwardRecovering(_ tg: TrainingGraph, loss: PortRef, frames: [Int])
+        throws -> (losses: [(String, Double)], gradients: [String: [String: Tensor]]) {
+        var seen = Set<StaleEntry>()
+        while true {
+            do {
+                return try forwardBackward(tg, loss: loss, frames: frames)
+            } catch let stale as StaleEntry {
+                try recover(from: stale, seen: &seen)
+                try materialize(tg.constants.map { .node($0) })
+            }
+        }
     }
 
     /// One forward and backward pass over `frames`, averaging over them. Returns the mean of each

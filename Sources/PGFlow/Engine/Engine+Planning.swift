@@ -3,20 +3,32 @@ import Synchronization
 
 extension Engine {
     /// Makes every target available in the cache, running only what is missing. An entry found
-    /// damaged while running is dropped by the cache; planning again recomputes it.
+    /// damaged while running is dropped by the cache; planning again recomputes it. Each damaged
+    /// entry is met once (the cache drops it), so this ends; one that stays unreadable is an error.
     func materialize(_ targets: [Target]) throws {
-        var attempts = 0
+        var seen = Set<StaleEntry>()
+        var recomputed: [String: Set<Int>] = [:]
         while true {
             do {
-                return try materializeOnce(targets)
-            } catch let stale as StaleEntry where attempts < 3 {
-                attempts += 1
-                emit(.warning("\(stale.node)\(stale.frame.map { " frame \($0)" } ?? ""): cached value unreadable; recomputing"))
+                return try materializeOnce(targets, recomputed: &recomputed)
+            } catch let stale as StaleEntry {
+                try recover(from: stale, seen: &seen)
             }
         }
     }
 
-    private func materializeOnce(_ targets: [Target]) throws {
+    /// Warns about a damaged entry the first time it is met; the second time it is an error.
+    func recover(from stale: StaleEntry, seen: inout Set<StaleEntry>) throws {
+        let what = "\(stale.node)\(stale.frame.map { " frame \($0)" } ?? "")"
+        guard seen.insert(stale).inserted else {
+            throw RunError("the cached value of \(what) stays unreadable after recomputing it; check the cache folder (`pgflow cache verify --repair`)")
+        }
+        emit(.warning("\(what): cached value unreadable; recomputing"))
+    }
+
+    /// One plan and its execution. `recomputed` collects, across re-plans after damaged entries,
+    /// the frames each node was planned to compute, so --explain counts them all.
+    private func materializeOnce(_ targets: [Target], recomputed: inout [String: Set<Int>]) throws {
         let needed = graph.ancestors(of: targets.map(\.node))
         let nodes = order.filter(needed.contains)
 
@@ -66,7 +78,9 @@ extension Engine {
                 let missing = forced ? want : want.filter { !store.contains(recipe.entryKey(frame: $0)) }
                 if !missing.isEmpty {
                     runFrames[id] = missing.sorted()
-                    if missing.count < want.count { partial[id] = missing.count }
+                    let all = missing.union(recomputed[id] ?? [])
+                    recomputed[id] = all
+                    if all.count < want.count { partial[id] = all.count }
                     ranFrames = missing
                 }
             }

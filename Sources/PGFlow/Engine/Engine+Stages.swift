@@ -156,7 +156,7 @@ extension Engine {
                 batch.append(pool.remove(at: Int(rng.next() % UInt64(pool.count))))
             }
             if !perFrame { batch = [0] }
-            let (losses, gradients) = try forwardBackward(tg, loss: settings.loss, frames: batch)
+            let (losses, gradients) = try forwardBackwardRecovering(tg, loss: settings.loss, frames: batch)
             let lrScale = Float(settings.schedule.scale(step: training.step, of: settings.steps))
             for id in settings.train {
                 for (g, grad) in gradients[id] ?? [:] {
@@ -200,7 +200,7 @@ extension Engine {
         for id in tg.live where ingredients[id]!.trainable {
             _ = try parameters(id, statics: try staticInputs(id))
         }
-        let (_, grads) = try forwardBackward(tg, loss: loss, frames: [frame])
+        let (_, grads) = try forwardBackwardRecovering(tg, loss: loss, frames: [frame])
         var out: [(String, Tensor)] = []
         let params = state.withLock { $0.parameters }
         for id in trainable {
