@@ -69,19 +69,34 @@ struct Exec: ParsableCommand {
     }
 
     func report(_ s: RunSummary, graph: Graph) {
+        // Optimize stages are cached results of their own, recorded as "stage:<name>".
+        let stageIDs = graph.stages.compactMap { stage -> String? in
+            if case .optimize = stage.kind { return "stage:" + stage.name }
+            return nil
+        }
         if explain && !json {
+            for id in stageIDs {
+                let name = "stage " + id.dropFirst(6)
+                if let why = s.ran[id] { print("\(name): trained because \(why)") }
+                else if s.cached.contains(id) { print("\(name): cached") }
+            }
             for n in graph.nodes {
                 if let why = s.ran[n.id] { print("\(n.id): ran because \(why)") }
                 else if s.cached.contains(n.id) { print("\(n.id): cached") }
             }
         }
         if json { return }
-        if s.ran.isEmpty { print("all cached: nothing to run (\(Set(s.cached).count) nodes reused)") }
-        else {
-            // Later stages see nodes an earlier stage ran or reused: count each node once.
-            let reused = Set(s.cached).subtracting(s.ran.keys).count
-            print("ran \(s.ran.count) node\(s.ran.count == 1 ? "" : "s"), reused \(reused) from the cache")
-        }
+        let isStage = { (id: String) in stageIDs.contains(id) }
+        let ranNodes = s.ran.keys.filter { !isStage($0) }, ranStages = s.ran.keys.filter(isStage)
+        // Later stages see nodes an earlier stage ran or reused: count each node once.
+        let reusedNodes = Set(s.cached.filter { !isStage($0) }).subtracting(s.ran.keys).count
+        let reusedStages = Set(s.cached.filter(isStage)).subtracting(s.ran.keys).count
+        func count(_ n: Int, _ what: String) -> String { "\(n) \(what)\(n == 1 ? "" : "s")" }
+        let stagesNote = stageIDs.isEmpty ? "" : ", " + (ranStages.isEmpty
+            ? "\(count(reusedStages, "trained stage")) reused"
+            : "trained \(count(ranStages.count, "stage"))" + (reusedStages > 0 ? ", reused \(reusedStages)" : ""))
+        if s.ran.isEmpty { print("all cached: nothing to run (\(count(reusedNodes, "node")) reused\(stagesNote))") }
+        else { print("ran \(count(ranNodes.count, "node")), reused \(reusedNodes) from the cache\(stagesNote)") }
         for (target, value) in s.outputs {
             if let path = value["path"]?.string { print("\(target) → \(path)") }
             else if let numbers = value.record?.compactMapValues(\.number), numbers.count == value.record?.count, !numbers.isEmpty {

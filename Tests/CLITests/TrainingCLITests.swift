@@ -2,10 +2,8 @@ import Foundation
 import PGTensor
 import Testing
 
-/// `kill -9` in the middle of an optimize stage, the way a user's machine loses a run: the next
-/// `pgflow exec` resumes from the last periodic checkpoint (not step 0) and, with one thread, ends
-/// with exactly the parameters of a run that was never interrupted.
-@Suite(.serialized) struct KillResumeTests {
+/// Optimize stages through the binary, as a user runs them.
+@Suite(.serialized) struct TrainingCLITests {
     // Enough steps that the pipe (64 KiB, ~600 loss events) fills and blocks pgflow long before the
     // end: it cannot finish between the event we react to and the SIGKILL, however loaded the machine.
     static let steps = 1200, checkpointEvery = 50
@@ -67,6 +65,9 @@ import Testing
         try NPZ.read(dir.appendingPathComponent("weights/render.npz"))
     }
 
+    /// `kill -9` in the middle of an optimize stage, the way a user's machine loses a run: the next
+    /// `pgflow exec` resumes from the last periodic checkpoint (not step 0) and, with one thread, ends
+    /// with exactly the parameters of a run that was never interrupted.
     @Test func killDashNineMidStageResumesFromTheLastCheckpointWithIdenticalWeights() throws {
         let whole = try Workspace(frames: 1), broken = try Workspace(frames: 1)
         defer { whole.remove(); broken.remove() }
@@ -96,5 +97,55 @@ import Testing
         let a = try Self.weights(whole.root), b = try Self.weights(broken.root)
         #expect(a.keys.sorted() == b.keys.sorted() && !a.isEmpty)
         for (name, t) in a { #expect(b[name] == t, "\(name) differs from the uninterrupted run") }
+    }
+
+    /// Two stages train the renderer in turn; changing only the second one's steps re-trains only it,
+    /// and --explain says so for both stages.
+    @Test func explainNamesTheStageThatRetrainsAndTheOneReused() throws {
+        let ws = try Workspace(frames: 1)
+        defer { ws.remove() }
+        let graph = Self.trainingGraph()
+            .replacingOccurrences(of: "\"steps\": \(Self.steps)", with: "\"steps\": 30")
+            .replacingOccurrences(of: "\"export\": \"weights\"}}]}", with: """
+            "export": "weights"}},
+                        {"name": "polish", "optimize": {"loss": "loss.loss", "train": ["render"], "steps": "$polish", "lr": 0.001}},
+                        {"name": "show", "run": ["loss"]}],
+             "vars": {"polish": 10}}
+            """)
+        try ws.write("fit.json", graph)
+        let first = try pgflow(["exec", "fit.json", "--explain"], in: ws.root)
+        #expect(first.status == 0, "\(first.err)")
+        #expect(first.out.contains("stage fit: trained because new") && first.out.contains("stage polish: trained because new"), "\(first.out)")
+
+        let again = try pgflow(["exec", "fit.json", "--explain"], in: ws.root)
+        #expect(again.out.contains("stage fit: cached") && again.out.contains("stage polish: cached"), "\(again.out)")
+        #expect(again.out.contains("all cached: nothing to run") && again.out.contains("2 trained stages reused"), "\(again.out)")
+
+        let changed = try pgflow(["exec", "fit.json", "--explain", "--set", "polish=12"], in: ws.root)
+        #expect(changed.status == 0, "\(changed.err)")
+        #expect(changed.out.contains("stage fit: cached"), "\(changed.out)")
+        #expect(changed.out.contains("stage polish: trained because param steps changed (10 → 12)"), "\(changed.out)")
+        #expect(changed.out.contains("photo: cached") && changed.out.contains("noise: cached"), "\(changed.out)")
+        #expect(changed.out.contains("trained 1 stage, reused 1"), "\(changed.out)")
+    }
+
+    /// A training input whose cache entry is damaged between runs is found when the stage reads it,
+    /// recomputed, and training goes on to the same weights as on a clean cache.
+    @Test func aDamagedTrainingInputIsRecomputedMidStage() throws {
+        let clean = try Workspace(frames: 1), damaged = try Workspace(frames: 1)
+        defer { clean.remove(); damaged.remove() }
+        let graph = Self.trainingGraph().replacingOccurrences(of: "\"steps\": \(Self.steps)", with: "\"steps\": \"$steps\"")
+            .replacingOccurrences(of: "{\"pgflow\": 1,", with: "{\"pgflow\": 1, \"vars\": {\"steps\": 30},")
+        for ws in [clean, damaged] { try ws.write("fit.json", graph) }
+        #expect(try pgflow(["exec", "fit.json", "--threads", "1"], in: damaged.root).status == 0)
+        let photo = try cacheEntries(of: "photo", in: damaged.root).filter { $0.frame == 0 }
+        #expect(photo.count == 1)
+        for entry in photo { try flipABit(in: entry.url) }
+
+        let r = try pgflow(["exec", "fit.json", "--threads", "1", "--set", "steps=40"], in: damaged.root)
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.err.contains("photo frame 0: cached value unreadable; recomputing"), "\(r.err)")
+        #expect(try pgflow(["exec", "fit.json", "--threads", "1", "--set", "steps=40"], in: clean.root).status == 0)
+        #expect(try Self.weights(clean.root) == Self.weights(damaged.root))
     }
 }
