@@ -64,13 +64,21 @@ struct GraphOptions: ParsableArguments {
 func loadCatalog(_ explicit: String?) throws -> Catalog {
     let dir: URL
     if let explicit { dir = URL(fileURLWithPath: explicit) }
-    else if let found = Catalog.defaultDirectory(executable: URL(fileURLWithPath: CommandLine.arguments[0]).absoluteURL,
+    else if let found = Catalog.defaultDirectory(executable: runningExecutable(),
                                                  environment: ProcessInfo.processInfo.environment) {
         dir = found
     } else {
         throw ExitMessage(code: 2, "cannot find the node catalog (Nodes/); pass --nodes DIR or set PGFLOW_NODES")
     }
     return try Catalog.load(dir)
+}
+
+/// The binary itself, links resolved: argv[0] is only a name when pgflow is found on PATH.
+func runningExecutable() -> URL {
+    if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+        return URL(fileURLWithPath: exe)
+    }
+    return (Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])).resolvingSymlinksInPath().absoluteURL
 }
 
 /// An error that prints as-is and exits with its code.
