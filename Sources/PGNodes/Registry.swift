@@ -8,6 +8,7 @@ public enum Registry {
         Composite.self,
         CameraFile.self,
         GaussianCloud.self,
+        GaussianExport.self,
         Splat.self,
         GaussianField.self,
         NeuralRenderer.self,

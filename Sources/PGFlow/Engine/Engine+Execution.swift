@@ -93,11 +93,14 @@ extension Engine {
     }
 
     /// Runs one node for what the plan asked of it.
-    func execute(_ id: String, frames: [Int]?, all: [Int]) throws {
+    func execute(_ id: String, frames: [Int]?, all clip: [Int]) throws {
         let node = graph.node(id)!
         let role = self.role(id)
         let reason = state.withLock { $0.summary.ran[id] } ?? ""
         let started = Date()
+        // A sink none of whose inputs carries frames (an Encoder fed one static image, a
+        // GaussianExport fed a static cloud) consumes its static values as a single frame.
+        let all = role == .sink && !node.inputs.contains(where: { perFrame($0.source) }) ? [0] : clip
         let count = role == .map || role == .source ? frames?.count : (role == .sink ? all.count : nil)
         emit(.started(node: id, type: node.type, frames: count, reason: reason))
         var failedFrame: Int?

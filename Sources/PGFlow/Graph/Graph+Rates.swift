@@ -2,7 +2,9 @@ extension Graph {
     /// How the engine calls each node. A map node (per-frame in, per-frame out) none of whose
     /// per-frame inputs actually carries frames — every one is fed by a static value — runs once
     /// as a static node, and its outputs are static: a static cloud splatted through a static
-    /// camera is one image, not a sequence. Nil on a cycle.
+    /// camera is one image, not a sequence. A sink fed only static values consumes them as a
+    /// single frame (an Encoder writes a one-frame video, GaussianExport a static cloud).
+    /// Nil on a cycle.
     public func roles(_ catalog: Catalog) -> [String: NodeRole]? {
         guard let order = topologicalOrder() else { return nil }
         var roles: [String: NodeRole] = [:]

@@ -66,7 +66,6 @@ extension Graph {
         for cycle in cycles() {
             problem("nodes.\(cycle[0])", "cycle: \(cycle.joined(separator: " → ")); a graph must be acyclic")
         }
-        if let roles { out += frameRateProblems(catalog, roles) }
 
         // Targets and stages
         func checkTarget(_ t: Target, _ path: String) {
@@ -102,20 +101,6 @@ extension Graph {
         }
         if outputs.isEmpty && stages.isEmpty {
             problem("", "nothing to run: add \"outputs\": [\"node.port\", …] or \"stages\"")
-        }
-        return out
-    }
-
-    /// A sink consumes frames, so something upstream must produce them.
-    private func frameRateProblems(_ catalog: Catalog, _ roles: [String: NodeRole]) -> [Diagnostic] {
-        var out: [Diagnostic] = []
-        for n in nodes where roles[n.id] == .sink {
-            guard let spec = catalog[n.type] else { continue }
-            let fed = n.inputs.contains { port, src in spec.input(port)?.rate == .perFrame && carriesFrames(src, catalog, roles) }
-            if !fed && !n.inputs.isEmpty {
-                out.append(Diagnostic(file: document.file, path: "\(n.path).in", location: document.location("\(n.path).in"),
-                                      message: "node \"\(n.id)\" (\(n.type)) consumes frames, but none of its per-frame inputs comes from a frame source"))
-            }
         }
         return out
     }
