@@ -14,4 +14,5 @@ pgflow=.build/release/pgflow
 echo
 echo "The sample:         Graphs/out/sample.mp4 (matte sample_matte.mp4, tracking sample_tracking.json)"
 echo "The reconstruction: Graphs/out/reconstruction.mp4, side by side with the sample: Graphs/out/comparison.mp4"
+echo "The trained avatar: Graphs/out/avatar.ply (3DGS point cloud with the neural features as f_feat_*)"
 echo "Held-out metrics:   Graphs/out/report.json; loss history: Graphs/out/reconstruct-loss.csv; weights: Graphs/out/weights/"
