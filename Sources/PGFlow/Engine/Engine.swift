@@ -155,10 +155,21 @@ public final class Engine: Sendable {
     public func run() throws -> RunSummary {
         enum Step { case run(String, [Target]); case optimize(Stage, OptimizeSettings) }
         var plan: [Step] = []
+        // Asked for part of the graph: first the optimize stages that train what it depends on
+        // (each chained on the ones before it), so it sees trained parameters, not initial ones.
+        func trainedFirst(_ targets: [Target]) -> [Step] {
+            let needed = graph.ancestors(of: targets.map(\.node))
+            let stages = graph.stages.compactMap { stage -> (Stage, OptimizeSettings)? in
+                if case .optimize(let o) = stage.kind { return (stage, o) }
+                return nil
+            }
+            guard let last = stages.lastIndex(where: { !needed.isDisjoint(with: $0.1.train) }) else { return [] }
+            return stages[...last].map { .optimize($0.0, $0.1) }
+        }
         if let until = options.until {
-            plan = [.run("until \(until)", [.node(until)])]
+            plan = trainedFirst([.node(until)]) + [.run("until \(until)", [.node(until)])]
         } else if let targets = options.targets {
-            plan = [.run("targets", targets)]
+            plan = trainedFirst(targets) + [.run("targets", targets)]
         } else {
             for stage in graph.stages {
                 switch stage.kind {
