@@ -50,7 +50,11 @@ extension Graph {
             let what: String
             switch s.kind {
             case .run: what = "run"
-            case .optimize(let o): what = "optimize \(o.loss) × \(o.steps) steps"
+            case .optimize(let o):
+                // What it trains, said in the label: a node drawn in an earlier stage's cluster
+                // would otherwise leave a later stage that trains it again looking empty.
+                what = "optimize \(o.loss) × \(o.steps) steps, trains \(o.train.joined(separator: ", "))"
+                    + (status?["stage:" + s.name].map { $0 == .cached ? "; cached" : "; will train" } ?? "")
             }
             lines.append("    label=\(DOT.id("stage \(s.index + 1): \(s.name) (\(what))")); style=\"rounded,dashed\"; color=\"#777777\";")
             for n in nodes where home[n.id] == s.index { lines.append("    " + nodeLine(n)) }

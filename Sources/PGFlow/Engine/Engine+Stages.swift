@@ -54,22 +54,25 @@ struct TrainingState {
 }
 
 extension Engine {
+    /// A stage is keyed like a node: its settings are its params, the recipes of everything its
+    /// loss depends on (which carry earlier parameter states) and the previous stage its inputs,
+    /// so --explain can say what changed. Where to write history and how often to checkpoint
+    /// do not change the result, so they are left out. Refreshes the recipes first.
+    func stageRecipe(_ o: OptimizeSettings, loss: PortRef, after previousKey: String) -> Recipe {
+        refreshRecipes()
+        var settingsParts: [String: String] = [:]
+        for (k, v) in o.settings.objectMembers ?? [] where !["history", "checkpoint_every", "export"].contains(k) { settingsParts[k] = v.canonical }
+        var inputs: [String: String] = ["previous stage": previousKey]
+        for id in graph.ancestors(of: [loss.node]) { inputs[id] = "\(id)@\(recipe(id)!.key)" }
+        return Recipe(type: "optimize", version: 1, params: settingsParts, files: [:], inputs: inputs)
+    }
+
     /// Runs (or reuses) one optimize stage; returns its key, which the next stage chains on.
     func optimize(_ stage: Stage, _ o: OptimizeSettings, after previousKey: String) throws -> String {
         let (settings, problems) = TrainingSettings.read(o)
         if let p = problems.first { throw RunError("stage \"\(stage.name)\": \(p.1)") }
-        refreshRecipes()
+        let stageRecipe = stageRecipe(o, loss: settings.loss, after: previousKey)
         let tg = try trainingGraph(loss: settings.loss, train: settings.train)
-
-        // A stage is keyed like a node: its settings are its params, the recipes of everything its
-        // loss depends on (which carry earlier parameter states) and the previous stage its inputs,
-        // so --explain can say what changed. Where to write history and how often to checkpoint
-        // do not change the result, so they are left out.
-        var settingsParts: [String: String] = [:]
-        for (k, v) in o.settings.objectMembers ?? [] where !["history", "checkpoint_every", "export"].contains(k) { settingsParts[k] = v.canonical }
-        var inputs: [String: String] = ["previous stage": previousKey]
-        for id in graph.ancestors(of: [settings.loss.node]) { inputs[id] = "\(id)@\(recipe(id)!.key)" }
-        let stageRecipe = Recipe(type: "optimize", version: 1, params: settingsParts, files: [:], inputs: inputs)
         let recordID = "stage:" + stage.name
         let stageKey = CacheKey(hex: stageRecipe.key)!
         var ck = KeyHasher("pgflow.checkpoint.v1")

@@ -6,10 +6,23 @@ public enum NodeStatus: String, Sendable {
 
 extension Engine {
     /// Each node's cache state, without running anything. A per-frame node is cached when every
-    /// frame is; the frame count comes from its source's cached entry (unknown: will run).
+    /// frame is; the frame count comes from its source's cached entry (unknown: will run). Optimize
+    /// stages (as "stage:<name>") are cached when their result is; nodes downstream of trained
+    /// parameters are looked up under the keys of the stages that train them, as a run would.
     public func status() throws -> [String: NodeStatus] {
         var frames: [String: Int] = [:]
         var out: [String: NodeStatus] = [:]
+        var previous = ""
+        for stage in graph.stages {
+            guard case .optimize(let o) = stage.kind else { continue }
+            let (settings, problems) = TrainingSettings.read(o)
+            guard problems.isEmpty else { break }
+            let key = stageRecipe(o, loss: settings.loss, after: previous).key
+            out["stage:" + stage.name] = store.contains(CacheKey(hex: key)!) ? .cached : .willRun
+            state.withLock { st in for id in settings.train { st.parameterStates[id] = key } }
+            previous = key
+        }
+        refreshRecipes()
         for id in order {
             let recipe = self.recipe(id)!
             switch role(id) {
