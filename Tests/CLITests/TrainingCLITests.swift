@@ -148,4 +148,24 @@ import Testing
         #expect(try pgflow(["exec", "fit.json", "--threads", "1", "--set", "steps=40"], in: clean.root).status == 0)
         #expect(try Self.weights(clean.root) == Self.weights(damaged.root))
     }
+
+    /// --until a node downstream of trained parameters runs (or reuses) the stage that trains them
+    /// first, so the node sees trained parameters and is cached under the stage's key.
+    @Test func untilANodeAfterTrainingUsesTheTrainedStage() throws {
+        let ws = try Workspace(frames: 1)
+        defer { ws.remove() }
+        try ws.write("fit.json", Self.trainingGraph().replacingOccurrences(of: "\"steps\": \(Self.steps)", with: "\"steps\": 20"))
+        #expect(try pgflow(["exec", "fit.json"], in: ws.root).status == 0)
+        let first = try pgflow(["exec", "fit.json", "--until", "loss", "--explain"], in: ws.root)
+        #expect(first.status == 0, "\(first.err)")
+        #expect(first.out.contains("stage fit: cached") && first.out.contains("loss: ran because new"), "\(first.out)")
+        let again = try pgflow(["exec", "fit.json", "--until", "loss", "--explain"], in: ws.root)
+        #expect(again.out.contains("loss: cached") && again.out.contains("all cached"), "\(again.out)")
+
+        // dot --status looks the trained nodes up under the stage's key too.
+        let dot = try pgflow(["dot", "fit.json", "--status"], in: ws.root)
+        #expect(dot.out.contains("trains render; cached"), "\(dot.out)")
+        let renderLine = dot.out.split(separator: "\n").first { $0.contains("\"render\" [") }
+        #expect(renderLine?.contains("tooltip=\"cached\"") == true, "\(dot.out)")
+    }
 }
