@@ -31,8 +31,15 @@ struct Grad: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let (graph, catalog) = try options.load()
-            guard let ref = PortRef(parsing: loss), graph.node(ref.node) != nil else {
+            guard let ref = PortRef(parsing: loss), let node = graph.node(ref.node) else {
                 throw ExitMessage(code: 2, "--loss \(loss): expected \"node.port\" naming a node of the graph")
+            }
+            guard let port = catalog[node.type]?.output(ref.port) else {
+                let names = catalog[node.type]?.outputs.map(\.name).joined(separator: ", ") ?? ""
+                throw ExitMessage(code: 2, "--loss \(loss): \(node.type) node \"\(node.id)\" has no output \"\(ref.port)\" (outputs: \(names))")
+            }
+            guard port.type == .scalar && port.differentiable else {
+                throw ExitMessage(code: 2, "--loss \(loss): expected a differentiable Scalar output, \(ref) is \(port.differentiable ? "" : "a non-differentiable ")\(port.type.rawValue)")
             }
             let cacheDir = cacheDirectory.map { URL(fileURLWithPath: $0) } ?? defaultCacheDirectory(for: graph.file)
             let engine = try Engine(graph: graph, catalog: catalog, operators: Registry.operators, cacheDirectory: cacheDir,

@@ -98,6 +98,9 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let e as RunError {
         FileHandle.standardError.write(Data(("error: \(e.description)\n").utf8))
         throw ExitCode(1)
+    } catch let e as RequestError {
+        FileHandle.standardError.write(Data(("error: \(e.description)\n").utf8))
+        throw ExitCode(2)
     } catch let e as ExitMessage {
         FileHandle.standardError.write(Data(("error: \(e.description)\n").utf8))
         throw ExitCode(e.code)

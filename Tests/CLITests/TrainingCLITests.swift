@@ -168,4 +168,25 @@ import Testing
         let renderLine = dot.out.split(separator: "\n").first { $0.contains("\"render\" [") }
         #expect(renderLine?.contains("tooltip=\"cached\"") == true, "\(dot.out)")
     }
+
+    /// pgflow grad writes one gradient per parameter group; asking for what the graph cannot
+    /// answer is a command-line error (exit 2) that says why.
+    @Test func gradWritesEveryGroupAndRejectsWhatTheGraphCannotAnswer() throws {
+        let ws = try Workspace(frames: 1)
+        defer { ws.remove() }
+        try ws.write("fit.json", Self.trainingGraph())
+        let ok = try pgflow(["grad", "fit.json", "--loss", "loss.loss", "-o", "g.npz"], in: ws.root)
+        #expect(ok.status == 0, "\(ok.err)")
+        let grads = try NPZ.read(ws.root.appendingPathComponent("g.npz"))
+        #expect(grads.keys.sorted() == ["render.layer0.bias", "render.layer0.weight", "render.layer1.bias",
+                                        "render.layer1.weight", "render.layer2.bias", "render.layer2.weight"])
+        #expect(grads.values.allSatisfy { $0.scalars.contains { $0 != 0 } })
+        for (args, message) in [(["--frame", "5"], "frame 5 is outside the clip: it has 1 frame (0…0)"),
+                                (["--loss", "loss.nope"], "Loss node \"loss\" has no output \"nope\" (outputs: loss, terms)"),
+                                (["--loss", "loss.terms"], "expected a differentiable Scalar output")] {
+            let all = args.first == "--loss" ? ["grad", "fit.json"] + args : ["grad", "fit.json", "--loss", "loss.loss"] + args
+            let r = try pgflow(all, in: ws.root)
+            #expect(r.status == 2 && r.err.contains(message), "\(args): \(r.status) \(r.err)")
+        }
+    }
 }

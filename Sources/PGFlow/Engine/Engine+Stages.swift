@@ -197,9 +197,12 @@ extension Engine {
     /// returns "node.group" → gradient for every trainable node the loss depends on.
     public func gradients(loss: PortRef, frame: Int) throws -> [(String, Tensor)] {
         let trainable = order.filter { graph.ancestors(of: [loss.node]).contains($0) && ingredients[$0]!.trainable }
-        guard !trainable.isEmpty else { throw RunError("the loss \(loss) depends on no trainable node") }
+        guard !trainable.isEmpty else { throw RequestError("the loss \(loss) depends on no trainable node") }
         let tg = try trainingGraph(loss: loss, train: trainable)
         try materialize(tg.constants.map { .node($0) })
+        if let n = state.withLock({ $0.summary.frameCount }), !(0..<n).contains(frame) {
+            throw RequestError("frame \(frame) is outside the clip: it has \(n) frame\(n == 1 ? "" : "s") (0…\(n - 1))")
+        }
         for id in tg.live where ingredients[id]!.trainable {
             _ = try parameters(id, statics: try staticInputs(id))
         }

@@ -36,3 +36,10 @@ public struct RunError: Error, Sendable, CustomStringConvertible {
         return "node \"\(node)\" (\(type ?? "?")) failed\(at): \(message)"
     }
 }
+
+/// What a command asked of a valid graph does not fit it (a frame past the clip's end, a loss
+/// that depends on nothing trainable): the command line is at fault, so pgflow exits 2.
+public struct RequestError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
