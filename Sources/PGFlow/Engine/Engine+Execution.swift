@@ -92,6 +92,12 @@ extension Engine {
         return "\(error)"
     }
 
+    /// `body` for 0..<n: in parallel, or in order when the run is held to one thread (--threads 1).
+    func forEachFrame(_ n: Int, _ body: @Sendable (Int) -> Void) {
+        if options.threads > 1 { DispatchQueue.concurrentPerform(iterations: n, execute: body) }
+        else { for i in 0..<n { body(i) } }
+    }
+
     /// Runs one node for what the plan asked of it.
     func execute(_ id: String, frames: [Int]?, all clip: [Int]) throws {
         let node = graph.node(id)!
@@ -158,7 +164,7 @@ extension Engine {
                 struct Progress { var done = 0; var error: (Int, Error)? }
                 let progress = Mutex(Progress())
                 let emit = self.emit
-                DispatchQueue.concurrentPerform(iterations: wanted.count) { i in
+                forEachFrame(wanted.count) { i in
                     if progress.withLock({ $0.error != nil }) { return }
                     let t = wanted[i]
                     do {
