@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "PGFlowTests", dependencies: ["PGFlow", "PGTensor"]),
         .testTarget(name: "PGNodesTests", dependencies: ["PGNodes", "PGFlow", "PGTensor", "PGKernels", "PGMedia"],
                     exclude: ["Fixtures"]),   // read in place through #filePath
-        .testTarget(name: "GraphsTests", dependencies: ["PGNodes", "PGFlow"]),
+        .testTarget(name: "GraphsTests", dependencies: ["PGNodes", "PGFlow", "PGMedia"]),
         .testTarget(name: "CLITests", dependencies: ["PGMedia", "PGTensor"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,5 +1,6 @@
 import Foundation
 import PGFlow
+import PGMedia
 import PGNodes
 import Testing
 
@@ -44,12 +45,11 @@ struct ExampleRun {
     #expect(Set(exampleGraphs) == Set(ExampleRun.table.keys), "add new example graphs to ExampleRun.table")
 }
 
-/// Runs every example graph end to end with its outputs redirected to a scratch folder, twice:
-/// the second run must reuse everything.
-@Test(arguments: exampleGraphs)
-func exampleGraphRuns(_ name: String) throws {
+/// Runs an example graph end to end with its outputs redirected to a scratch folder, twice: the
+/// second run must reuse everything. Returns the first run's summary; `check` looks at the outputs
+/// before the scratch folder goes.
+func runExample(_ name: String, check: (RunSummary) throws -> Void = { _ in }) throws {
     let setup = ExampleRun.of(name)
-    if setup.dedicated || (setup.needsClip && !sampleClipPresent) { return }   // needs data/single_face.mp4 (bash Scripts/fetch-sample.sh)
     let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pgflow-graphs-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: scratch) }
     let out = scratch.appendingPathComponent("out").path
@@ -74,8 +74,27 @@ func exampleGraphRuns(_ name: String) throws {
             #expect(path.hasPrefix(scratch.path), "\(name) wrote outside its \"out\" folder: \(path)")
         }
     }
+    try check(first)
     let second = try Engine(graph: graph, catalog: try shippedCatalog(), operators: Registry.operators, cacheDirectory: cache).run()
     #expect(second.ran.isEmpty, "\(name): second run re-ran \(second.ran)")
+}
+
+/// The graphs the generic run covers: not those with a test of their own, nor those that read the clip.
+let genericallyRunGraphs = exampleGraphs.filter { !ExampleRun.of($0).dedicated && !ExampleRun.of($0).needsClip }
+
+@Test(arguments: genericallyRunGraphs)
+func exampleGraphRuns(_ name: String) throws { try runExample(name) }
+
+/// transcode.json on the real clip: every frame comes out, at the source's rate.
+@Test(.enabled(if: sampleClipPresent, "needs data/single_face.mp4: bash Scripts/fetch-sample.sh"))
+func transcodeKeepsEveryFrameAndTheFrameRate() throws {
+    try runExample("transcode.json") { s in
+        let path = try #require(s.outputs.first { $0.target == "enc.file" }?.value["path"]?.string)
+        let source = try VideoReader(sampleClip).info, written = try VideoReader(URL(fileURLWithPath: path)).info
+        #expect(written.frameCount == source.frameCount && written.frameCount == 72)
+        #expect(abs(written.fps - source.fps) < 1e-6)
+        #expect(written.width == 256 && written.height == 256)
+    }
 }
 
 /// Graphviz draws every example graph (stage clusters and record ports together once broke it).

@@ -146,11 +146,11 @@ import Testing
         #expect(try VideoReader.probe(dir.file("rgba.mp4")).hasAlpha == false)
     }
 
-    /// Other codecs and containers this FFmpeg decodes, made with its own encoders where present.
+    /// Other codecs and containers this FFmpeg decodes, made with its own encoders: only those
+    /// this build has become test cases (Debian's libavcodec has all four).
     @Test(arguments: [("libx265", "mp4", "hevc"), ("libvpx-vp9", "webm", "vp9"), ("libaom-av1", "mkv", "av1"),
-                      ("mpeg4", "mov", "mpeg4")])
+                      ("mpeg4", "mov", "mpeg4")].filter { VideoWriter.hasEncoder($0.0) })
     func decodesOtherCodecs(encoder: String, ext: String, codec: String) throws {
-        guard VideoWriter.hasEncoder(encoder) else { return }
         let dir = TempFolder()
         defer { dir.remove() }
         let url = dir.file("clip.\(ext)")
