@@ -37,8 +37,15 @@ public struct Params: Sendable {
         return v
     }
     public func ints(_ name: String) throws -> [Int] {
+        if let i = values[name]?.int { return [i] }
         guard let a = values[name]?.array else { throw missing(name, "an array of integers") }
         return try a.map { guard let i = $0.int else { throw missing(name, "an array of integers") }; return i }
+    }
+    /// An `enums` param: one string, or an array of them.
+    public func strings(_ name: String) throws -> [String] {
+        if let s = values[name]?.string { return [s] }
+        guard let a = values[name]?.array else { throw missing(name, "an array of strings") }
+        return try a.map { guard let s = $0.string else { throw missing(name, "an array of strings") }; return s }
     }
     public func doubles(_ name: String) throws -> [Double] {
         if let d = values[name]?.double { return [d] }

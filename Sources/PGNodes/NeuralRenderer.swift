@@ -19,20 +19,29 @@ public struct NeuralRenderer: Trainable {
 
     public init(params: Params) throws {
         let hidden = try params.ints("hidden")
-        let kernel = try params.int("kernel_size"), outputKernel = try params.int("output_kernel_size")
-        for (name, k) in [("kernel_size", kernel), ("output_kernel_size", outputKernel)] where k % 2 == 0 {
-            throw OperatorError("param '\(name)' should be odd (padding keeps the image size), got \(k)")
-        }
         guard hidden.allSatisfy({ $0 >= 1 }) else { throw OperatorError("param 'hidden' widths should be positive, got \(hidden)") }
-        func activation(_ name: String) throws -> Activation {
-            let s = try params.string(name)
+        /// One value per hidden layer: a list of that length, or a single value for all of them.
+        func perLayer<T>(_ name: String, _ values: [T]) throws -> [T] {
+            if values.count == 1 { return Array(repeating: values[0], count: hidden.count) }
+            guard values.count == hidden.count else {
+                throw OperatorError("param '\(name)' has \(values.count) values for \(hidden.count) hidden layers; give one, or one per layer")
+            }
+            return values
+        }
+        func activation(_ name: String, _ s: String) throws -> Activation {
             guard let a = Activation(rawValue: s) else { throw OperatorError("param '\(name)' should be identity, relu or sigmoid, got \"\(s)\"") }
             return a
         }
-        configuration = .init(inputChannels: try params.int("channels"), hiddenChannels: hidden,
-                              hiddenKernelSize: kernel, hiddenActivation: try activation("activation"),
-                              outputChannels: try params.int("output_channels"), outputKernelSize: outputKernel,
-                              outputActivation: try activation("output_activation"))
+        let kernels = try perLayer("kernel_size", try params.ints("kernel_size"))
+        let activations = try perLayer("activation", try params.strings("activation")).map { try activation("activation", $0) }
+        let outputKernel = try params.int("output_kernel_size")
+        for (name, k) in kernels.map({ ("kernel_size", $0) }) + [("output_kernel_size", outputKernel)] where k % 2 == 0 {
+            throw OperatorError("param '\(name)' should be odd (padding keeps the image size), got \(k)")
+        }
+        let layers = hidden.indices.map { NeuralRendererNet.Layer(channels: hidden[$0], kernelSize: kernels[$0], activation: activations[$0]) }
+        configuration = .init(inputChannels: try params.int("channels"),
+                              layers: layers + [NeuralRendererNet.Layer(channels: try params.int("output_channels"), kernelSize: outputKernel,
+                                                                        activation: try activation("output_activation", try params.string("output_activation")))])
         seed = UInt64(try params.int("seed"))
         weights = params.has("weights") ? try params.url("weights") : nil
     }

@@ -49,7 +49,7 @@ struct NodesCommand: ParsableCommand {
             out += "\nParams:\n"
             for p in spec.params {
                 var flags = [p.kind.rawValue]
-                if p.kind == .enum { flags.append(p.values.joined(separator: "|")) }
+                if p.kind == .enum || p.kind == .enums { flags.append(p.values.joined(separator: "|")) }
                 if let c = p.count { flags.append("\(c) elements") }
                 if let d = p.defaultValue { flags.append("default \(d.text)") } else if p.required { flags.append("required") } else { flags.append("optional") }
                 if p.min != nil || p.max != nil {

@@ -35,6 +35,47 @@ import Testing
         #expect(mismatches.isEmpty, "\(mismatches)")
     }
 
+    @Test func rendererLayersTakeTheirOwnKernelSizesAndActivations() throws {
+        var given = Self.tinyRenderer
+        given["kernel_size"] = [5, 3]
+        given["activation"] = ["identity", "sigmoid"]   // smooth, so finite differences cross no ReLU kink
+        let node = try NeuralRenderer(params: try F.params("NeuralRenderer", given, base: F.tempFolder()))
+        #expect(node.configuration.layers.map(\.kernelSize) == [5, 3, 1])
+        #expect(node.configuration.layers.map(\.activation) == [.identity, .sigmoid, .sigmoid])
+        let p = try node.initialParameters(Inputs([:]), context: ctx)
+        #expect(p["layer0.weight"]!.shape == [4, 3, 5, 5] && p["layer1.weight"]!.shape == [5, 4, 3, 3])
+        var q = p
+        for (k, t) in p where k.hasSuffix("bias") { q[k] = Self.random(t.shape, seed: 6, lo: 0.05, hi: 0.2) }
+        let inputs = Inputs(["features": .tensor(Self.random([3, 7, 6], seed: 8, lo: -1, hi: 1))], parameters: q)
+        let check = GradientCheck(seed: 7, samples: 10, step: 1e-3, absolute: 1e-3, relative: 2e-2)
+        let mismatches = try check.check(node, inputs: inputs, wrt: ["features"], outputs: ["rgb"], context: ctx)
+        #expect(mismatches.isEmpty, "\(mismatches)")
+
+        given["kernel_size"] = [5, 3, 3]
+        #expect { try NeuralRenderer(params: try F.params("NeuralRenderer", given, base: F.tempFolder())) } throws: {
+            "\($0)" == "param 'kernel_size' has 3 values for 2 hidden layers; give one, or one per layer"
+        }
+        given["kernel_size"] = [4, 3]
+        #expect { try NeuralRenderer(params: try F.params("NeuralRenderer", given, base: F.tempFolder())) } throws: {
+            "\($0)".contains("param 'kernel_size' should be odd")
+        }
+        // Validation checks each element against the enum's values before anything runs.
+        let dir = F.tempFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("g.json")
+        try Data("""
+        {"pgflow": 1, "nodes": {
+          "noise":  {"type": "Noise", "params": {"channels": 3, "width": 8, "height": 8}},
+          "render": {"type": "NeuralRenderer", "in": {"features": "noise.image"},
+                     "params": {"channels": 3, "hidden": [4, 5], "activation": ["relu", "tanh"]}}
+        }, "outputs": ["render.rgb"]}
+        """.utf8).write(to: url)
+        #expect { try Graph.load(url, catalog: try Catalog.load(shippedCatalog)) } throws: {
+            "\($0)".contains("nodes.render.params.activation: ")
+                && "\($0)".contains("element 1 should be one of \"relu\", \"sigmoid\", \"identity\", got \"tanh\"")
+        }
+    }
+
     @Test func rendererWeightsRoundTripThroughNPZAndBadFilesAreNamed() throws {
         let dir = F.tempFolder()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -114,7 +114,7 @@ private struct SpecReader {
             return nil
         }
         let values = v["values"]?.array?.compactMap(\.string) ?? []
-        if kind == .enum && values.isEmpty { problem(path + ".values", "an enum param needs \"values\"") }
+        if (kind == .enum || kind == .enums) && values.isEmpty { problem(path + ".values", "an \(kind.rawValue) param needs \"values\"") }
         let spec = ParamSpec(name: name, kind: kind, defaultValue: v["default"], optional: v["optional"]?.bool ?? false,
                              min: v["min"]?.double, max: v["max"]?.double, count: v["count"]?.int,
                              values: values, doc: v["doc"]?.string ?? "")

@@ -22,6 +22,8 @@ public struct PortSpec: Sendable, Equatable {
 
 public enum ParamKind: String, Sendable, CaseIterable {
     case int, number, bool, string, `enum`, path, outpath, ints, numbers, json
+    /// An array of `values` (or one value, meaning it for every element), e.g. one activation per layer.
+    case enums
     /// A parametric model: a built-in name ("builtin:head") or a model file read like a `path`.
     case model
 }

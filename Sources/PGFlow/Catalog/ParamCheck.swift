@@ -25,11 +25,22 @@ enum ParamCheck {
                 return "should be one of \(spec.values.map { "\"\($0)\"" }.joined(separator: ", ")), got \(v.text)"
             }
             return nil
+        case .enums:
+            let quoted = spec.values.map { "\"\($0)\"" }.joined(separator: ", ")
+            let elems = v.array ?? [v]   // a single value for every element
+            if let n = spec.count, v.array != nil, elems.count != n {
+                return "should have \(n) element\(n == 1 ? "" : "s"), got \(elems.count)"
+            }
+            for (i, e) in elems.enumerated() where !(e.string.map(spec.values.contains) ?? false) {
+                return (v.array == nil ? "" : "element \(i) ") + "should be one of \(quoted), got \(e.text)"
+            }
+            return nil
         case .ints, .numbers:
             let isInt = spec.kind == .ints
             let elems: [JSON]
             if let a = v.array { elems = a }
-            else if !isInt, v.double != nil { return range(v.double!) } // a single number for every element
+            else if isInt, spec.count == nil, let i = v.int { return range(Double(i)) }   // one integer for every element
+            else if !isInt, v.double != nil { return range(v.double!) }   // one number for every element
             else { return "should be an array of \(isInt ? "integers" : "numbers"), got \(v.kindName) \(v.text)" }
             if let n = spec.count, elems.count != n {
                 return "should have \(n) element\(n == 1 ? "" : "s"), got \(elems.count)"
