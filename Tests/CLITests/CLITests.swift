@@ -236,6 +236,26 @@ struct Workspace {
         #expect(try pgflow(["cache", "verify"], in: ws.root).status == 0)
     }
 
+    @Test func modelExportWritesBuiltinHeadInTheSMPLXLayoutAndInfoReadsItBack() throws {
+        let ws = try Workspace(frames: 1)
+        defer { ws.remove() }
+        let export = try pgflow(["model", "export", "builtin:head", "head.npz"], in: ws.root)
+        #expect(export.status == 0, "\(export.err)")
+        let arrays = try NPZ.read(ws.root.appendingPathComponent("head.npz"))
+        for key in ["v_template", "shapedirs", "J_regressor", "weights", "kintree_table", "f", "vt", "ft", "lmk_faces_idx", "lmk_bary_coords"] {
+            #expect(arrays[key] != nil, "head.npz lacks \(key)")
+        }
+        let vertices = try #require(arrays["v_template"]?.shape.first)
+        #expect(arrays["lmk_bary_coords"]?.shape == [68, 3])
+        let info = try pgflow(["model", "info", "head.npz"], in: ws.root)
+        let builtin = try pgflow(["model", "info", "builtin:head"], in: ws.root)
+        #expect(info.status == 0 && info.out.contains("\(vertices) vertices"), "\(info.out)")
+        // The file describes the same model as the built-in one it came from.
+        let summary = { (text: String) in text.split(separator: "\n").first?.components(separatedBy: ": ").last }
+        #expect(summary(info.out) == summary(builtin.out), "\(info.out)\n\(builtin.out)")
+        #expect(try pgflow(["model", "info", "nope.npz"], in: ws.root).status != 0)
+    }
+
     @Test func dotIsAcceptedByGraphviz() throws {
         let ws = try Workspace(frames: 2)
         defer { ws.remove() }
