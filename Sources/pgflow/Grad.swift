@@ -19,8 +19,8 @@ struct Grad: ParsableCommand {
     @Option(help: ArgumentHelp("The loss output, e.g. loss.loss.", valueName: "node.port"))
     var loss: String
 
-    @Option(help: "Frame index to evaluate.")
-    var frame: Int = 0
+    @Option(help: "Frame index to evaluate; repeat it (--frame 0 --frame 7) for the mean over a batch, as an optimize step takes it.")
+    var frame: [Int] = [0]
 
     @Option(name: .shortAndLong, help: ArgumentHelp("Where to write the gradients.", valueName: "file.npz"))
     var output: String = "grads.npz"
@@ -44,7 +44,7 @@ struct Grad: ParsableCommand {
             let cacheDir = cacheDirectory.map { URL(fileURLWithPath: $0) } ?? defaultCacheDirectory(for: graph.file)
             let engine = try Engine(graph: graph, catalog: catalog, operators: Registry.operators, cacheDirectory: cacheDir,
                                     events: { e in if case .warning(let w) = e { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) } })
-            let grads = try engine.gradients(loss: ref, frame: frame)
+            let grads = try engine.gradients(loss: ref, frames: frame)
             try NPZ.write(grads, to: URL(fileURLWithPath: output))
             for (name, g) in grads {
                 let norm = g.scalars.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()

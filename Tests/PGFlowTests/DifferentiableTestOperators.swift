@@ -77,7 +77,21 @@ struct SquaredError: Differentiable {
     }
 }
 
-let differentiableTestOperators: [any Operator.Type] = [Param.self, Affine.self, Gain.self, SquaredError.self]
+/// out = a + b, elementwise; differentiable in both (a value that fans out into both gets both cotangents).
+struct Add: Differentiable {
+    static let type = "Add"
+    static let version = 1
+    init(params: Params) throws {}
+    func forward(_ inputs: Inputs, frame: Int?, context: RunContext) throws -> (outputs: [String: Value], saved: Saved) {
+        (["out": .tensor(try inputs.tensor("a") + inputs.tensor("b"))], .none)
+    }
+    func vjp(_ cotangents: [String: Value], saved: Saved, inputs: Inputs, frame: Int?, context: RunContext) throws -> Gradients {
+        guard let v = cotangents["out"] else { return Gradients() }
+        return Gradients(inputs: ["a": v, "b": v])
+    }
+}
+
+let differentiableTestOperators: [any Operator.Type] = [Param.self, Affine.self, Gain.self, SquaredError.self, Add.self]
 
 let differentiableCatalogFiles: [String: String] = [
     "Param.json": """
@@ -88,6 +102,11 @@ let differentiableCatalogFiles: [String: String] = [
     "Affine.json": """
     {"type": "Affine", "doc": "w0·x + w1.",
      "inputs": {"x": {"type": "Tensor", "rate": "per-frame"}, "w": {"type": "Tensor", "rate": "static", "differentiable": true}},
+     "outputs": {"out": {"type": "Tensor", "rate": "per-frame", "differentiable": true}}}
+    """,
+    "Add.json": """
+    {"type": "Add", "doc": "a + b.",
+     "inputs": {"a": {"type": "Tensor", "rate": "per-frame", "differentiable": true}, "b": {"type": "Tensor", "rate": "per-frame", "differentiable": true}},
      "outputs": {"out": {"type": "Tensor", "rate": "per-frame", "differentiable": true}}}
     """,
     "Gain.json": """

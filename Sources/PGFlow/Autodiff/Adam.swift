@@ -50,6 +50,13 @@ public struct Adam: Sendable {
     }
 }
 
+/// The gradient scaled down to L2 norm `maxNorm` when it is longer (the optimize stage's `clip`,
+/// applied per parameter group); shorter gradients pass unchanged.
+func clipped(_ gradient: Tensor, toNorm maxNorm: Float) -> Tensor {
+    let norm = gradient.scalars.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+    return norm > maxNorm ? gradient * (maxNorm / norm) : gradient
+}
+
 extension Double {
     func power(_ n: Int) -> Double {
         var r = 1.0

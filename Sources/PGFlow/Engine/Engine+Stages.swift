@@ -165,12 +165,7 @@ extension Engine {
                 for (g, grad) in gradients[id] ?? [:] {
                     let key = "\(id).\(g)"
                     guard var p = training.parameters[id]?[g], var opt = training.adam[key] else { continue }
-                    var grad = grad
-                    if let clip = settings.clip {
-                        let norm = grad.scalars.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
-                        if norm > Float(clip) { grad = grad * (Float(clip) / norm) }
-                    }
-                    opt.update(&p, gradient: grad, lrScale: lrScale)
+                    opt.update(&p, gradient: settings.clip.map { clipped(grad, toNorm: Float($0)) } ?? grad, lrScale: lrScale)
                     training.parameters[id]![g] = p
                     training.adam[key] = opt
                 }
@@ -196,17 +191,23 @@ extension Engine {
     /// `pgflow grad`: one forward and backward of `loss` at `frame` with the current parameters;
     /// returns "node.group" → gradient for every trainable node the loss depends on.
     public func gradients(loss: PortRef, frame: Int) throws -> [(String, Tensor)] {
+        try gradients(loss: loss, frames: [frame])
+    }
+
+    /// The gradient an optimize step on this batch of frames would take: the mean over `frames`.
+    public func gradients(loss: PortRef, frames: [Int]) throws -> [(String, Tensor)] {
+        precondition(!frames.isEmpty, "gradients need at least one frame")
         let trainable = order.filter { graph.ancestors(of: [loss.node]).contains($0) && ingredients[$0]!.trainable }
         guard !trainable.isEmpty else { throw RequestError("the loss \(loss) depends on no trainable node") }
         let tg = try trainingGraph(loss: loss, train: trainable)
         try materialize(tg.constants.map { .node($0) })
-        if let n = state.withLock({ $0.summary.frameCount }), !(0..<n).contains(frame) {
+        if let n = state.withLock({ $0.summary.frameCount }), let frame = frames.first(where: { !(0..<n).contains($0) }) {
             throw RequestError("frame \(frame) is outside the clip: it has \(n) frame\(n == 1 ? "" : "s") (0…\(n - 1))")
         }
         for id in tg.live where ingredients[id]!.trainable {
             _ = try parameters(id, statics: try staticInputs(id))
         }
-        let (_, grads) = try forwardBackwardRecovering(tg, loss: loss, frames: [frame])
+        let (_, grads) = try forwardBackwardRecovering(tg, loss: loss, frames: frames)
         var out: [(String, Tensor)] = []
         let params = state.withLock { $0.parameters }
         for id in trainable {
