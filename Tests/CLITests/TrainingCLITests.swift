@@ -20,7 +20,7 @@ import Testing
            "loss":   {"type": "Loss", "in": {"image": "render.rgb", "target": "photo.frames"}, "params": {"w_l1": 1}}
          },
          "stages": [{"name": "fit", "optimize": {"loss": "loss.loss", "train": ["render"], "steps": \(steps),
-                     "lr": 0.01, "eps": 1e-8, "checkpoint_every": \(checkpointEvery), "export": "weights"}}]}
+                     "lr": 0.01, "eps": 1e-8, "checkpoint_every": \(checkpointEvery), "export": "weights", "history": "loss.csv"}}]}
         """
     }
 
@@ -97,6 +97,10 @@ import Testing
         let a = try Self.weights(whole.root), b = try Self.weights(broken.root)
         #expect(a.keys.sorted() == b.keys.sorted() && !a.isEmpty)
         for (name, t) in a { #expect(b[name] == t, "\(name) differs from the uninterrupted run") }
+        // The loss history carries across the kill too, value for value.
+        let history = { (ws: Workspace) in try String(contentsOf: ws.root.appendingPathComponent("loss.csv"), encoding: .utf8) }
+        #expect(try history(whole) == history(broken))
+        #expect(try history(whole).split(separator: "\n").count == Self.steps + 1)
     }
 
     /// Two stages train the renderer in turn; changing only the second one's steps re-trains only it,
@@ -106,8 +110,8 @@ import Testing
         defer { ws.remove() }
         let graph = Self.trainingGraph()
             .replacingOccurrences(of: "\"steps\": \(Self.steps)", with: "\"steps\": 30")
-            .replacingOccurrences(of: "\"export\": \"weights\"}}]}", with: """
-            "export": "weights"}},
+            .replacingOccurrences(of: "\"history\": \"loss.csv\"}}]}", with: """
+            "history": "loss.csv"}},
                         {"name": "polish", "optimize": {"loss": "loss.loss", "train": ["render"], "steps": "$polish", "lr": 0.001}},
                         {"name": "show", "run": ["loss"]}],
              "vars": {"polish": 10}}

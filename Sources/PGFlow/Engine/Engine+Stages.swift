@@ -20,8 +20,8 @@ struct TrainingState {
                          "beta2": .number(Double(a.beta2)), "eps": .number(Double(a.eps))])
             }),
             "history.names": .list(history.names.map { .string($0) }),
-            "history.values": .tensor(Tensor(shape: [history.rows.count, history.names.count],
-                                             scalars: history.rows.flatMap { $0.map(Float.init) })),
+            // Doubles, so a resumed stage's history (and CSV) is the uninterrupted one digit for digit.
+            "history.values": .list(history.rows.flatMap { $0.map { .number($0) } }),
         ])
     }
 
@@ -34,7 +34,9 @@ struct TrainingState {
 
     init?(_ v: Value) {
         guard let step = v["step"]?.number, let params = v["parameters"]?.record, let adam = v["adam"]?.record,
-              let names = v["history.names"]?.list?.compactMap(\.string), let values = v["history.values"]?.tensor else { return nil }
+              let names = v["history.names"]?.list?.compactMap(\.string),
+              let values = v["history.values"]?.list?.compactMap(\.number)
+                ?? v["history.values"]?.tensor?.scalars.map(Double.init) else { return nil }   // entries before doubles
         self.step = Int(step)
         self.parameters = params.mapValues { ($0.record ?? [:]).compactMapValues(\.tensor) }
         self.adam = [:]
@@ -48,7 +50,7 @@ struct TrainingState {
             self.adam[k] = opt
         }
         let k = names.count
-        let rows = k == 0 ? [] : stride(from: 0, to: values.count, by: k).map { i in values.scalars[i..<(i + k)].map(Double.init) }
+        let rows = k == 0 ? [] : stride(from: 0, to: values.count, by: k).map { i in Array(values[i..<(i + k)]) }
         self.history = LossHistory(names: names, rows: rows)
     }
 }
