@@ -73,7 +73,14 @@ enum FieldFixtures {
         var cot: [String: Value] = [:]
         for name in outputs {
             switch outs[name]! {
-            case .record(let r): cot[name] = .record(r.mapValues { v in .tensor(Tensor(shape: v.tensor!.shape, scalars: v.tensor!.scalars.map { _ in u() })) })
+            case .record(let r):
+                // Keys in sorted order: a dictionary's own order changes from process to process,
+                // and the draws must not, or the seed would not reproduce a failure.
+                var c: [String: Value] = [:]
+                for (k, v) in r.sorted(by: { $0.key < $1.key }) {
+                    c[k] = .tensor(Tensor(shape: v.tensor!.shape, scalars: v.tensor!.scalars.map { _ in u() }))
+                }
+                cot[name] = .record(c)
             default: cot[name] = .number(Double(u()))
             }
         }

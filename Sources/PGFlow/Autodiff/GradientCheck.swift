@@ -12,7 +12,8 @@ public struct GradientCheck {
         public var index: Int
         public var analytic: Double
         public var numeric: Double
-        public var description: String { "\(name)[\(index)]: VJP \(analytic) vs finite difference \(numeric)" }
+        public var seed: UInt64
+        public var description: String { "\(name)[\(index)]: VJP \(analytic) vs finite difference \(numeric) (seed \(seed))" }
     }
 
     public var seed: UInt64
@@ -44,7 +45,12 @@ public struct GradientCheck {
             case .tensor(let t):
                 return .tensor(Tensor(shape: t.shape, scalars: (0..<t.count).map { _ in Float(Double(rng.next() % 2001) / 1000 - 1) }))
             case .number: return .number(Double(rng.next() % 2001) / 1000 - 1)
-            case .record(let r): return .record(r.mapValues { randomLike($0) })
+            case .record(let r):
+                // Keys in sorted order: a dictionary's order changes from process to process, and
+                // the draws must not, or the seed would not reproduce a mismatch.
+                var out: [String: Value] = [:]
+                for (k, v) in r.sorted(by: { $0.key < $1.key }) { out[k] = randomLike(v) }
+                return .record(out)
             case .list(let l): return .list(l.map { randomLike($0) })
             case .string: return v
             }
@@ -59,12 +65,12 @@ public struct GradientCheck {
                 switch (a, r) {
                 case (.tensor(let x)?, .tensor(let y)): for k in 0..<x.count { total += Double(x.scalars[k]) * Double(y.scalars[k]) }
                 case (let x?, .number(let y)): total += (x.number ?? 0) * y
-                case (.record(let x)?, .record(let y)): for (k, v) in y { dot(x[k], v) }
+                case (.record(let x)?, .record(let y)): for (k, v) in y.sorted(by: { $0.key < $1.key }) { dot(x[k], v) }
                 case (.list(let x)?, .list(let y)): for (a, b) in zip(x, y) { dot(a, b) }
                 default: break
                 }
             }
-            for (name, r) in cotangents { dot(o[name], r) }
+            for (name, r) in cotangents.sorted(by: { $0.key < $1.key }) { dot(o[name], r) }
             return total
         }
 
@@ -82,7 +88,7 @@ public struct GradientCheck {
                 let numeric = (try probe(set(plus)) - probe(set(minus))) / (Double(plus.scalars[k]) - Double(minus.scalars[k]))
                 let a = Double(analytic?.scalars[k] ?? 0)
                 if abs(a - numeric) > absolute + relative * max(abs(a), abs(numeric)) {
-                    mismatches.append(Mismatch(name: name, index: k, analytic: a, numeric: numeric))
+                    mismatches.append(Mismatch(name: name, index: k, analytic: a, numeric: numeric, seed: seed))
                 }
             }
         }
