@@ -445,13 +445,6 @@ extension GaussianPLY {
 
     /// Writes atomically: a temporary file beside `url`, renamed into place when complete.
     public func write(to url: URL, format: Format = .binaryLittleEndian) throws {
-        let staged = try StagedOutput(destination: url, folder: false, protecting: [])
-        do {
-            try encoded(format: format).write(to: staged.staging)
-        } catch {
-            staged.discard()
-            throw MediaError.unwritable(url.path, "the point cloud cannot be written", cause: error.localizedDescription)
-        }
-        try staged.commit()
+        try AtomicWrite.write(encoded(format: format), to: url)
     }
 }

@@ -2,8 +2,9 @@ import Foundation
 
 /// A file or folder written under a hidden temporary name beside its destination and renamed into
 /// place only when complete, so a failed or interrupted write never leaves something that looks
-/// finished. The temporary name is `.<name>.partial-<random>[.<ext>]` (same folder, so the rename
-/// is atomic and needs no copy); `discard()` removes it.
+/// finished. The temporary name is `.<name>.partial-<pid>-<random>[.<ext>]` (same folder, so the
+/// rename is atomic and needs no copy); `discard()` removes it, and the next write to the same
+/// destination removes what a killed process (its pid gone) left behind.
 final class StagedOutput {
     let destination: URL
     let staging: URL
@@ -42,8 +43,9 @@ final class StagedOutput {
 
         let name = dest.lastPathComponent
         let ext = dest.pathExtension
+        Self.removeAbandonedStagings(of: name, in: parent)
         let token = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-        var stagingName = ".\(name).partial-\(token)"
+        var stagingName = ".\(name).partial-\(getpid())-\(token)"
         if !folder && !ext.isEmpty { stagingName += ".\(ext)" }   // FFmpeg picks the container from it
         staging = URL(fileURLWithPath: parent).appendingPathComponent(stagingName)
         if folder {
@@ -92,6 +94,18 @@ final class StagedOutput {
         committed = true
     }
 
+    /// Stagings of `name` whose writer no longer runs (killed mid-write: no deinit, no discard).
+    /// A process that still runs keeps its own, even if it writes the same destination.
+    static func removeAbandonedStagings(of name: String, in folder: String) {
+        let prefix = ".\(name).partial-"
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where entry.hasPrefix(prefix) {
+            guard let pid = Int32(entry.dropFirst(prefix.count).prefix { $0 != "-" }), pid > 0, pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent(entry))
+            }
+        }
+    }
+
     /// Removes the staging file or folder (after a failure or cancellation).
     func discard() {
         guard !committed else { return }
@@ -135,4 +149,19 @@ final class StagedOutput {
     }
 
     static func lastError() -> String { String(cString: strerror(errno)) }
+}
+
+/// Small whole files (reports, tracking, point clouds) written the way every pgflow output is:
+/// staged beside the destination, flushed, renamed into place.
+public enum AtomicWrite {
+    public static func write(_ data: Data, to url: URL, protecting inputs: [URL] = []) throws {
+        let staged = try StagedOutput(destination: url, folder: false, protecting: inputs)
+        do {
+            try data.write(to: staged.staging)
+        } catch {
+            staged.discard()
+            throw MediaError.unwritable(url.path, "the file cannot be written", cause: error.localizedDescription)
+        }
+        try staged.commit()
+    }
 }
