@@ -66,6 +66,58 @@ func scratchDirectory() throws -> URL {
         #expect(zip(rest, shaped).map { abs($0 - $1) }.max()! < 1e-6)
     }
 
+    /// A FLAME-keyed file (5 joints: global, neck, jaw, eyes; 400 shapedirs; posedirs [V, 3, 36];
+    /// root parent stored as −1) loads with FLAME's conventions: 300 shape + 100 expression
+    /// directions, the jaw at joint 2, neck/head regions from the skinning weights; and a jaw
+    /// rotation turns exactly the jaw-weighted vertices about the jaw joint.
+    @Test func aFLAMEKeyedNPZLoadsWithFLAMEConventions() throws {
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var rng = FieldRandom(11)
+        // Six vertices, two faces: 0–1 on the neck, 2–3 on the jaw, 4–5 on the skull.
+        let v = 6, j = 5, k = 400
+        let template: [Float] = [0, -0.1, 0, 0.05, -0.1, 0, 0, -0.05, 0.05, 0.05, -0.1, 0.08, 0, 0.05, 0, 0.05, 0.05, 0]
+        let joint = [0, 0, 2, 2, 1, 1]
+        var weights = [Float](repeating: 0, count: v * j)
+        for i in 0..<v { weights[i * j + joint[i]] = 1 }
+        // Joints at the neck base, the head and the jaw hinge (the eyes at the skull): one-hot regressor.
+        let jointVertex = [0, 4, 2, 4, 5]
+        var regressor = [Float](repeating: 0, count: j * v)
+        for (jj, vi) in jointVertex.enumerated() { regressor[jj * v + vi] = 1 }
+        let arrays: [(String, Tensor)] = [
+            ("v_template", Tensor(shape: [v, 3], scalars: template)),
+            ("shapedirs", Tensor(shape: [v, 3, k], scalars: rng.floats(v * 3 * k, -0.01, 0.01))),
+            ("posedirs", Tensor(shape: [v, 3, 36], scalars: rng.floats(v * 3 * 36, -0.01, 0.01))),
+            ("J_regressor", Tensor(shape: [j, v], scalars: regressor)),
+            ("weights", Tensor(shape: [v, j], scalars: weights)),
+            ("kintree_table", Tensor(shape: [2, j], scalars: [-1, 0, 1, 1, 1, 0, 1, 2, 3, 4])),
+            ("f", Tensor(shape: [2, 3], scalars: [0, 1, 2, 3, 4, 5])),
+        ]
+        let url = dir.appendingPathComponent("flame.npz")
+        try NPZ.write(arrays, to: url)
+        let m = try ParametricModel(npz: url)
+        #expect(m.jointCount == 5 && m.parents == [-1, 0, 1, 1, 1])
+        #expect(m.shapeCount == 300 && m.expressionCount == 100)
+        #expect(m.jawJoint == 2 && m.poseBasisCount == 36)
+        #expect(m.vertexRegions == [ParametricModel.Region.neck, .neck, .head, .head, .head, .head].map(\.rawValue))
+
+        let open = m.skin(ModelPose(jaw: SIMD3(0.3, 0, 0)), poseCorrectives: false).posedVertices()
+        let rest = m.skin(ModelPose(), poseCorrectives: false).posedVertices()
+        func point(_ a: [Float], _ i: Int) -> SIMD3<Float> { SIMD3(a[3 * i], a[3 * i + 1], a[3 * i + 2]) }
+        func length(_ d: SIMD3<Float>) -> Float { (d * d).sum().squareRoot() }
+        let hinge = point(template, 2)
+        for i in 0..<v {
+            let moved = length(point(open, i) - point(rest, i))
+            if joint[i] == 2 && i != 2 {
+                // Turned by 0.3 rad about the hinge: the distance to it stays, the point moves.
+                #expect(abs(length(point(open, i) - hinge) - length(point(rest, i) - hinge)) < 1e-5)
+                #expect(moved > 0.01, "vertex \(i) is on the jaw and should move")
+            } else {
+                #expect(moved < 1e-6, "vertex \(i) is not on the jaw and moved \(moved)")
+            }
+        }
+    }
+
     @Test func aTransposedPosedirsLayoutAndExportRoundTripLoad() throws {
         let dir = try scratchDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
