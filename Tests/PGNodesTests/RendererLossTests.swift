@@ -187,6 +187,39 @@ import Testing
         #expect(abs(m["flicker"]! - flickerByHand) < 1e-6)
     }
 
+    /// With a mask every metric counts only the subject, and relative flicker compares the result's
+    /// frame-to-frame change with the reference's own.
+    @Test func maskedMetricsAndRelativeFlicker() throws {
+        let dir = F.tempFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let node = try Metrics(params: try F.params("Metrics", ["path": "m.json"], base: dir))
+        // 1×4×4 frames: the left half is the subject (mask 1). On it the reference brightens by
+        // 0.1 a frame and the result by 0.2, so the (masked) flicker is 0.2 against the reference's
+        // 0.1; outside it the result is off by 0.5, which the mask must hide.
+        var mask = Tensor(zeros: [1, 4, 4])
+        for y in 0..<4 { for x in 0..<2 { mask[0, y, x] = 1 } }
+        func frame(_ t: Int, subject: Float, rest: Float) -> Tensor {
+            var f = Tensor(zeros: [1, 4, 4])
+            for y in 0..<4 { for x in 0..<4 { f[0, y, x] = x < 2 ? subject : rest } }
+            return f
+        }
+        let reference = (0..<3).map { frame($0, subject: 0.3 + 0.1 * Float($0), rest: 0.2) }
+        let image = (0..<3).map { frame($0, subject: 0.5 + 0.2 * Float($0), rest: 0.7) }
+        var t = 0
+        let stream = FrameStream(count: 3) {
+            guard t < 3 else { return nil }
+            defer { t += 1 }
+            return (t, Inputs(["image": .tensor(image[t]), "reference": .tensor(reference[t]), "mask": .tensor(mask)]))
+        }
+        let m = try node.consume(stream, inputs: Inputs([:]), context: ctx)["metrics"]!.record!.mapValues { $0.number! }
+        // |result − reference| on the subject: 0.2, 0.3, 0.4 → mean 0.3 (the 0.5 outside is ignored).
+        #expect(abs(m["l1"]! - 0.3) < 1e-5, "\(m)")
+        #expect(abs(m["flicker"]! - 0.2) < 1e-5 && abs(m["reference_flicker"]! - 0.1) < 1e-5, "\(m)")
+        #expect(abs(m["relative_flicker"]! - 2) < 1e-4, "\(m)")
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("m.json"))) as! [String: Any]
+        #expect(report["masked"] as? Bool == true)
+    }
+
     /// Noise features → NeuralRenderer → Loss(L1) against a photo (the head fixture), trained by an
     /// optimize stage: the loss falls ≥10×, the exported weights reproduce the final loss in a
     /// second graph that starts from them.
