@@ -59,7 +59,7 @@ let package = Package(
         // Tests: one target per module, one that runs every graph in Graphs/, one for the CLI.
         .testTarget(name: "PGTensorTests", dependencies: ["PGTensor"]),
         .testTarget(name: "PGKernelsTests", dependencies: ["PGKernels", "PGTensor"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "PGMediaTests", dependencies: ["PGMedia", "PGTensor"]),
+        .testTarget(name: "PGMediaTests", dependencies: ["PGMedia", "PGTensor", "CFFmpeg"]),   // CFFmpeg: frames of formats no file here has
         .testTarget(name: "PGFlowTests", dependencies: ["PGFlow", "PGTensor"]),
         .testTarget(name: "PGNodesTests", dependencies: ["PGNodes", "PGFlow", "PGTensor", "PGKernels", "PGMedia"],
                     exclude: ["Fixtures"]),   // read in place through #filePath

@@ -1,3 +1,4 @@
+import CFFmpeg
 import Foundation
 import PGTensor
 import Testing
@@ -183,6 +184,21 @@ import Testing
     }
 
     // MARK: writing
+
+    /// A decoder can hand over pictures swscale cannot read (hardware surfaces, here VAAPI): the
+    /// error names the file and the format instead of crashing in swscale.
+    @Test func aPixelFormatSwscaleCannotReadIsNamed() throws {
+        let converter = FrameConverter(output: ImageSize(width: 8, height: 8), fit: .crop, path: "clip.mkv")
+        var frame = av_frame_alloc()
+        defer { av_frame_free(&frame) }
+        frame!.pointee.width = 8
+        frame!.pointee.height = 8
+        frame!.pointee.format = AV_PIX_FMT_VAAPI.rawValue
+        #expect { try converter.convert(frame!, pixelAspect: 1) } throws: { error in
+            (error as? MediaError)?.code == .unsupportedPixelFormat
+                && "\(error)" == "Cannot read 'clip.mkv': its pixel format 'vaapi' cannot be converted to RGB."
+        }
+    }
 
     @Test func unsupportedPixelFormats() throws {
         let dir = TempFolder()

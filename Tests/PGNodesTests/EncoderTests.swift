@@ -103,6 +103,22 @@ import Testing
         #expect(F.contents(dir) == ["clip.mp4"])
     }
 
+    @Test func refusesToOverwriteTheMatteNamedInMeta() throws {
+        let dir = F.tempFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = try F.clip(in: dir, name: "clip.mp4", frames: 3), matte = try F.clip(in: dir, name: "matte.mp4", frames: 3)
+        let before = try Data(contentsOf: matte)
+        let node = try Encoder(params: F.params("Encoder", ["path": "matte.mp4"], base: dir))
+        let stream = FrameStream(count: 3) { (0, Inputs(["frames": .tensor(F.numbered(0))])) }
+        let meta: Value = .record(["path": .string(src.path), "matte": .string(matte.path), "fps": .number(25)])
+        #expect { try node.consume(stream, inputs: Inputs(["meta": meta]), context: F.context(dir)) } throws: {
+            "\($0)" == "Refusing to write '\(matte.path)': it would overwrite the input '\(matte.path)' that is being read; "
+                + "choose another output path."
+        }
+        #expect(try Data(contentsOf: matte) == before)
+        #expect(F.contents(dir) == ["clip.mp4", "matte.mp4"])
+    }
+
     @Test func badFramesFailCleanly() throws {
         let dir = F.tempFolder()
         defer { try? FileManager.default.removeItem(at: dir) }
