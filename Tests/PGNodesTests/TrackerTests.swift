@@ -180,7 +180,7 @@ enum TrackerFixtures {
     static let pgPara: [Double] = [1100, 1105, 256, 256]
 
     /// A PortraitGen-layout NPZ (T = 3) with `drop` left out and `truncate` cut to two frames.
-    static func writePortraitGen(_ url: URL, drop: String? = nil, truncate: String? = nil) throws {
+    static func writePortraitGen(_ url: URL, drop: String? = nil, truncate: String? = nil, extra: [(String, Tensor)] = []) throws {
         let t = 3
         func seq(_ n: Int, _ f: (Int, Int) -> Float) -> [Float] { (0..<(t * n)).map { f($0 / n, $0 % n) } }
         var arrays: [(String, Tensor)] = [
@@ -194,6 +194,7 @@ enum TrackerFixtures {
             ("lhand_pose", Tensor(shape: [t, 45], scalars: seq(45) { Float($1) * 0.002 })),
         ]
         arrays.removeAll { $0.0 == drop }
+        arrays += extra
         if let truncate, let i = arrays.firstIndex(where: { $0.0 == truncate }) {
             let a = arrays[i].1
             arrays[i].1 = Tensor(shape: [2] + a.shape.dropFirst(), scalars: Array(a.scalars.prefix(2 * a.count / 3)))
@@ -368,6 +369,44 @@ enum TrackerFixtures {
         #expect { try F.run(try F.tracker(["path": .string("short.npz")], base: dir)) } throws: { error in
             let m = "\(error)"
             return m.contains("short.npz") && m.contains("'body_pose' has 3 frames but 'cam_trans' has 2")
+        }
+    }
+
+    /// pgflow's optional image_size key sets the image (the projection stays the same pixels);
+    /// without whole positive pixels it is an error that says what it got.
+    @Test func portraitGenImageSizeSetsTheCameraImage() throws {
+        let dir = try F.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Self.writePortraitGen(dir.appendingPathComponent("sized.npz"), extra: [("image_size", Tensor(shape: [2], scalars: [640, 480]))])
+        let frames = try F.run(try F.tracker(["path": .string("sized.npz")], base: dir))
+        for (t, f) in frames.enumerated() {
+            #expect(f["camera"]!["width"]!.number == 640 && f["camera"]!["height"]!.number == 480)
+            let expected = F.points.map { Self.portraitGenPixel($0, angle: Self.pgAngles[t], trans: Self.pgTrans[t], para: Self.pgPara) }
+            F.expectPixels(f["camera"]!, expected, "PortraitGen frame \(t) with image_size", tolerance: 2e-3)
+        }
+        try Self.writePortraitGen(dir.appendingPathComponent("bad.npz"), extra: [("image_size", Tensor(shape: [2], scalars: [640.5, 480]))])
+        #expect { try F.run(try F.tracker(["path": .string("bad.npz")], base: dir)) } throws: {
+            "\($0)".contains("bad.npz") && "\($0)".contains("'image_size' should be [width, height] in whole pixels, got [640.5, 480.0]")
+        }
+    }
+
+    /// Every import format checks its frame count against the clip's.
+    @Test func frameCountMismatchesAreCaughtInEveryFormat() throws {
+        let dir = try F.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let folder = dir.appendingPathComponent("checkpoint")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for t in 0..<3 { try NPZ.write(Self.metricalArrays(frame: t), to: folder.appendingPathComponent("\(t).npz")) }
+        let written = (0..<3).map { t in
+            var tracking = FieldFixtures.tracking(for: HeadModel.model, seed: UInt64(t) + 1)
+            tracking.shape = [0.1]   // one β for the clip, as the format stores it
+            return TrackedFrame(tracking: tracking, camera: F.openCVCamera(frame: t))
+        }
+        try TrackingFile.write(written, model: "builtin:head", to: dir.appendingPathComponent("track.json"))
+        for path in ["checkpoint", "track.json"] {
+            #expect { try F.run(try F.tracker(["path": .string(path), "frames": .int(5)], base: dir)) } throws: {
+                "\($0)".contains(dir.appendingPathComponent(path).path) && "\($0)".contains("3 tracked frames") && "\($0)".contains("expects 5")
+            }
         }
     }
 
