@@ -64,14 +64,24 @@ struct CacheCommand: ParsableCommand {
                     let k = "\(e.graph)\t\(e.node)\t\(e.type)\t\(e.frame == nil ? "static" : "frames")"
                     if groups.last?.0 == k { groups[groups.count - 1].1.append(e) } else { groups.append((k, [e])) }
                 }
-                print("GRAPH".padding(toLength: 18, withPad: " ", startingAt: 0) + "NODE".padding(toLength: 16, withPad: " ", startingAt: 0)
-                      + "TYPE".padding(toLength: 16, withPad: " ", startingAt: 0) + "ENTRIES".padding(toLength: 12, withPad: " ", startingAt: 0) + "SIZE")
+                let stamp = DateFormatter()
+                stamp.dateFormat = "yyyy-MM-dd HH:mm"
+                var rows = [["GRAPH", "NODE", "TYPE", "ENTRIES", "SIZE", "LAST USED"]]
                 for (_, es) in groups {
                     let e = es[0]
-                    let what = e.frame == nil ? "static" : "\(es.count) frames"
+                    // More entries than frames (or than one static value): older versions of the
+                    // node, e.g. before a param changed, still cached until gc removes them.
+                    let frames = Set(es.compactMap(\.frame)).count
+                    let versions = e.frame == nil ? es.count : (es.count + frames - 1) / max(frames, 1)
+                    let what = (e.frame == nil ? "static" : framesText(frames)) + (versions > 1 ? " ×\(versions)" : "")
                     let size = es.reduce(Int64(0)) { $0 + $1.size }
-                    print(e.graph.padding(toLength: 18, withPad: " ", startingAt: 0) + e.node.padding(toLength: 16, withPad: " ", startingAt: 0)
-                          + e.type.padding(toLength: 16, withPad: " ", startingAt: 0) + what.padding(toLength: 12, withPad: " ", startingAt: 0) + bytes(size))
+                    let last = es.map(\.lastUsed).max() ?? Date.distantPast
+                    rows.append([e.graph, e.node, e.type, what, bytes(size), stamp.string(from: last)])
+                }
+                let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max()! }
+                for r in rows {
+                    print(zip(r, widths).map { $0.padding(toLength: $1 + 2, withPad: " ", startingAt: 0) }.joined()
+                        .trimmingCharacters(in: .whitespaces))
                 }
                 print("\(entries.count) entries, \(bytes(store.totalBytes)) in \(store.directory.path)")
             }

@@ -256,6 +256,36 @@ struct Workspace {
         #expect(try pgflow(["model", "info", "nope.npz"], in: ws.root).status != 0)
     }
 
+    /// cache ls shows older versions of a node as ×N with when each group was last used; gc keeps
+    /// the cache under its size (the entries a run just read are the last to go); clear empties it.
+    @Test func cacheListGcAndClear() throws {
+        let ws = try Workspace(frames: 4)
+        defer { ws.remove() }
+        #expect(try pgflow(["exec", "graph.json"], in: ws.root).status == 0)
+        #expect(try pgflow(["exec", "graph.json", "--set", "crf=30"], in: ws.root).status == 0)
+        let ls = try pgflow(["cache", "ls"], in: ws.root)
+        #expect(ls.status == 0 && ls.out.contains("LAST USED"), "\(ls.out)")
+        let enc = ls.out.split(separator: "\n").first { $0.contains(" enc ") }
+        #expect(enc?.contains("static ×2") == true, "two Encoder results (crf 18 and 30): \(ls.out)")
+        let src = ls.out.split(separator: "\n").first { $0.contains(" src ") && $0.contains("frames") }
+        #expect(src?.contains("4 frames") == true && src?.contains("×") == false, "\(ls.out)")
+
+        let gc = try pgflow(["cache", "gc", "--max-size", "20K"], in: ws.root)
+        #expect(gc.status == 0, "\(gc.err)")
+        let size = try FileManager.default.subpathsOfDirectory(atPath: ws.root.appendingPathComponent(".pgflow/cache/objects").path)
+            .compactMap { try? FileManager.default.attributesOfItem(atPath: ws.root.appendingPathComponent(".pgflow/cache/objects/" + $0).path) }
+            .filter { $0[.type] as? FileAttributeType == .typeRegular }
+            .reduce(0) { $0 + (($1[.size] as? Int) ?? 0) }
+        #expect(size <= 20 * 1024, "gc left \(size) bytes")
+        #expect(try pgflow(["cache", "verify"], in: ws.root).status == 0)
+
+        #expect(try pgflow(["cache", "clear"], in: ws.root).status == 0)
+        let empty = try pgflow(["cache", "ls"], in: ws.root)
+        #expect(empty.out.contains("0 entries"), "\(empty.out)")
+        let again = try pgflow(["exec", "graph.json", "--explain"], in: ws.root)
+        #expect(again.out.contains("src: ran because new") || again.out.contains("src: ran because not in the cache"), "\(again.out)")
+    }
+
     @Test func dotIsAcceptedByGraphviz() throws {
         let ws = try Workspace(frames: 2)
         defer { ws.remove() }
