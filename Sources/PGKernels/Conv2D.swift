@@ -1,4 +1,4 @@
-import CBLAS
+internal import CBLAS
 import PGTensor
 
 /// Shape of one stride-1, zero-padded ("same") 2D convolution of a single channels-first image:

@@ -1,4 +1,4 @@
-import CJSONC
+internal import CJSONC
 import Foundation
 
 /// A strict JSON file parsed by json-c, with the line:column of every value and key so that

@@ -1,4 +1,4 @@
-import CBLAS
+internal import CBLAS
 import Foundation
 
 /// One frame's model parameters (what a `Tracking` record carries).
