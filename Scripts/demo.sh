@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Scripts/setup.sh
+# The real clip some tests read (the demo itself does not need it): fetched once, never fatal here.
+bash Scripts/fetch-sample.sh || echo "demo: could not fetch data/single_face.mp4; the tests that read it will say they skipped"
 swift build -c release --product pgflow
 pgflow=.build/release/pgflow
 "$pgflow" exec Graphs/make-sample.json
