@@ -37,7 +37,7 @@ import Testing
         #expect(e?.description == "Cannot read '\(url.path)': it is not a video file FFmpeg can read, or it is truncated "
                 + "(FFmpeg: Invalid data found when processing input).")
         let empty = dir.file("empty.mov")
-        FileManager.default.createFile(atPath: empty.path, contents: Data())
+        #expect(FileManager.default.createFile(atPath: empty.path, contents: Data()))
         #expect(mediaError { _ = try VideoReader(empty) }?.code == .notMedia)
     }
 
