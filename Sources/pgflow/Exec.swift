@@ -83,6 +83,7 @@ struct Exec: ParsableCommand {
             for n in graph.nodes {
                 if let why = s.ran[n.id] { print("\(n.id): ran because \(why)") }
                 else if s.cached.contains(n.id) { print("\(n.id): cached") }
+                else if s.notNeeded.contains(n.id) { print("\(n.id): not needed (what it feeds is cached)") }
             }
         }
         if json { return }

@@ -156,6 +156,8 @@ struct Workspace {
         let second = try pgflow(["exec", "graph.json", "--explain"], in: ws.root)
         #expect(second.status == 0)
         #expect(second.out.contains("all cached: nothing to run"), "\(second.out)")
+        // The encoder's result is reused, so the decoded frames are not even read.
+        #expect(second.out.contains("enc: cached") && second.out.contains("src: not needed (what it feeds is cached)"), "\(second.out)")
 
         let third = try pgflow(["exec", "graph.json", "--explain", "--set", "crf=23"], in: ws.root)
         #expect(third.out.contains("src: cached"))

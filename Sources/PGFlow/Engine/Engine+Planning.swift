@@ -100,6 +100,12 @@ extension Engine {
         state.withLock { $0.touched.formUnion(nodes) }
         let running = Set(toRun)
         for id in nodes where !running.contains(id) {
+            // Upstream of results that are all cached, a node is not read at all: its own entries
+            // may be gone (gc), so it is "not needed", not "cached".
+            guard needStatic.contains(id) || !(need[id] ?? []).isEmpty else {
+                state.withLock { if !$0.summary.notNeeded.contains(id) { $0.summary.notNeeded.append(id) } }
+                continue
+            }
             emit(.cached(node: id, type: graph.node(id)!.type))
             state.withLock { $0.summary.cached.append(id) }
         }

@@ -32,6 +32,8 @@ public struct RunSummary: Sendable {
     /// Node id → why it ran (absent: reused from the cache).
     public var ran: [String: String] = [:]
     public var cached: [String] = []
+    /// Nodes the targets depend on that did not have to be read, because everything they feed was cached.
+    public var notNeeded: [String] = []
     /// Static target values (e.g. an Encoder's File record), by target text.
     public var outputs: [(target: String, value: Value)] = []
     public var frameCount: Int?
