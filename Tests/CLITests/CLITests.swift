@@ -312,5 +312,12 @@ struct Workspace {
         let m = try pgflow(["exec", "missing.json"], in: ws.root)
         #expect(m.status == 2)
         #expect(m.err.contains("missing.json:1:75: nodes.src.params.path: node \"src\" (VideoSource), param \"path\": no such file or folder:") && m.err.contains("nope.mp4"), "\(m.err)")
+        // Named by a var, the message says which var and how to point it elsewhere.
+        try ws.write("byvar.json", """
+        {"pgflow": 1, "vars": {"clip": "gone.mp4"}, "nodes": {"src": {"type": "VideoSource", "params": {"path": "$clip"}},
+          "enc": {"type": "Encoder", "in": {"frames": "src.frames"}, "params": {"path": "o.mp4"}}}, "outputs": ["enc.file"]}
+        """)
+        let v = try pgflow(["validate", "byvar.json"], in: ws.root)
+        #expect(v.status == 2 && v.err.contains("gone.mp4 (from var \"clip\"; --set clip=PATH names another)"), "\(v.err)")
     }
 }

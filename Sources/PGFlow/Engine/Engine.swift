@@ -81,7 +81,10 @@ public final class Engine: Sendable {
     private static func gatherIngredients(_ graph: Graph, _ catalog: Catalog, _ operators: [String: any Operator.Type],
                                           _ order: [String], _ files: FileDigest) throws -> [String: Ingredients] {
         var out: [String: Ingredients] = [:]
-        var missing: [Diagnostic] = []
+        // Every missing input at once, before hashing any of the others.
+        let missing = graph.missingInputFiles(catalog)
+        if !missing.isEmpty { throw ValidationError(missing) }
+        var unreadable: [Diagnostic] = []
         for id in order {
             let node = graph.node(id)!
             guard let spec = catalog[node.type] else { throw RunError("unknown node type \(node.type)") }
@@ -99,14 +102,9 @@ public final class Engine: Sendable {
                     canon[p.name] = "<file>"
                     let url = Params.resolve(path, against: graph.directory)
                     let at = "\(node.path).params.\(p.name)"
-                    func report(_ message: String) {
-                        missing.append(Diagnostic(file: graph.document.file, path: at, location: graph.document.location(at),
-                                                  message: "node \"\(id)\" (\(node.type)), param \"\(p.name)\": \(message)"))
-                    }
-                    if !FileManager.default.fileExists(atPath: url.path) {
-                        report("no such file or folder: \(url.path)")
-                    } else {
-                        do { digests[p.name] = try files.sha256(of: url) } catch { report("\(error)") }
+                    do { digests[p.name] = try files.sha256(of: url) } catch {
+                        unreadable.append(Diagnostic(file: graph.document.file, path: at, location: graph.document.location(at),
+                                                  message: "node \"\(id)\" (\(node.type)), param \"\(p.name)\": \(error)"))
                     }
                 } else {
                     canon[p.name] = v.canonical
@@ -115,7 +113,7 @@ public final class Engine: Sendable {
             out[id] = Ingredients(type: node.type, version: op.version, params: canon, files: digests,
                                   trainable: spec.trainable && op is any Trainable.Type)
         }
-        if !missing.isEmpty { throw ValidationError(missing) }
+        if !unreadable.isEmpty { throw ValidationError(unreadable) }
         return out
     }
 
