@@ -26,11 +26,16 @@ import Testing
         let p = try node.initialParameters(Inputs([:]), context: ctx)
         #expect(p.keys.sorted() == ["layer0.bias", "layer0.weight", "layer1.bias", "layer1.weight", "layer2.bias", "layer2.weight"])
         #expect(p["layer0.weight"]!.shape == [4, 3, 3, 3] && p["layer2.weight"]!.shape == [3, 5, 1, 1])
-        // Non-zero biases so every layer's bias gradient is exercised away from ReLU kinks.
+        try expectRendererGradients(node, p, features: [3, 6, 5], seed: 2)
+    }
+
+    /// The renderer's VJP (features and every weight) against finite differences, with non-zero
+    /// biases so every layer's bias gradient is exercised away from ReLU kinks.
+    func expectRendererGradients(_ node: NeuralRenderer, _ p: [String: Tensor], features: [Int], seed: UInt64) throws {
         var q = p
-        for (k, t) in p where k.hasSuffix("bias") { q[k] = Self.random(t.shape, seed: 4, lo: 0.05, hi: 0.2) }
-        let inputs = Inputs(["features": .tensor(Self.random([3, 6, 5], seed: 2, lo: -1, hi: 1))], parameters: q)
-        let check = GradientCheck(seed: 3, samples: 10, step: 1e-3, absolute: 1e-3, relative: 2e-2)
+        for (k, t) in p where k.hasSuffix("bias") { q[k] = Self.random(t.shape, seed: seed + 2, lo: 0.05, hi: 0.2) }
+        let inputs = Inputs(["features": .tensor(Self.random(features, seed: seed, lo: -1, hi: 1))], parameters: q)
+        let check = GradientCheck(seed: seed + 1, samples: 10, step: 1e-3, absolute: 1e-3, relative: 2e-2)
         let mismatches = try check.check(node, inputs: inputs, wrt: ["features"], outputs: ["rgb"], context: ctx)
         #expect(mismatches.isEmpty, "\(mismatches)")
     }
@@ -44,12 +49,7 @@ import Testing
         #expect(node.configuration.layers.map(\.activation) == [.identity, .sigmoid, .sigmoid])
         let p = try node.initialParameters(Inputs([:]), context: ctx)
         #expect(p["layer0.weight"]!.shape == [4, 3, 5, 5] && p["layer1.weight"]!.shape == [5, 4, 3, 3])
-        var q = p
-        for (k, t) in p where k.hasSuffix("bias") { q[k] = Self.random(t.shape, seed: 6, lo: 0.05, hi: 0.2) }
-        let inputs = Inputs(["features": .tensor(Self.random([3, 7, 6], seed: 8, lo: -1, hi: 1))], parameters: q)
-        let check = GradientCheck(seed: 7, samples: 10, step: 1e-3, absolute: 1e-3, relative: 2e-2)
-        let mismatches = try check.check(node, inputs: inputs, wrt: ["features"], outputs: ["rgb"], context: ctx)
-        #expect(mismatches.isEmpty, "\(mismatches)")
+        try expectRendererGradients(node, p, features: [3, 7, 6], seed: 8)
 
         given["kernel_size"] = [5, 3, 3]
         #expect { try NeuralRenderer(params: try F.params("NeuralRenderer", given, base: F.tempFolder())) } throws: {
