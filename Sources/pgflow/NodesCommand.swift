@@ -52,8 +52,12 @@ struct NodesCommand: ParsableCommand {
                 if p.kind == .enum || p.kind == .enums { flags.append(p.values.joined(separator: "|")) }
                 if let c = p.count { flags.append("\(c) elements") }
                 if let d = p.defaultValue { flags.append("default \(d.text)") } else if p.required { flags.append("required") } else { flags.append("optional") }
-                if p.min != nil || p.max != nil {
-                    flags.append("range \(p.min.map { fmt($0) } ?? "…")…\(p.max.map { fmt($0) } ?? "…")")
+                // "range 0…1", "≥ 0", "≤ 64": an open end is left out rather than drawn as "……".
+                switch (p.min, p.max) {
+                case let (lo?, hi?): flags.append("range \(fmt(lo))…\(fmt(hi))")
+                case let (lo?, nil): flags.append("≥ \(fmt(lo))")
+                case let (nil, hi?): flags.append("≤ \(fmt(hi))")
+                case (nil, nil): break
                 }
                 out += "  \(p.name)  (\(flags.joined(separator: ", ")))\n" + (p.doc.isEmpty ? "" : wrap(p.doc, indent: "      ") + "\n")
             }
