@@ -16,10 +16,10 @@ struct Exec: ParsableCommand {
 
     @OptionGroup var options: GraphOptions
 
-    @Option(help: ArgumentHelp("Run only this node and what it needs.", valueName: "node"))
+    @Option(help: ArgumentHelp("Run only this node and what it needs (after the optimize stages that train what it depends on).", valueName: "node"))
     var until: String?
 
-    @Flag(help: "Say for every node whether it was reused from the cache or why it ran.")
+    @Flag(help: "Say for every node and optimize stage whether it was reused from the cache or why it ran.")
     var explain = false
 
     @Flag(name: .customLong("no-cache"), help: "Recompute every node (results are still written to the cache).")
