@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import PGFlow
 import PGMedia
@@ -39,10 +38,7 @@ public struct GaussianExport: FrameSink {
         guard let record = chosen else {
             throw OperatorError("param 'frame' is \(frame), but the clip has \(seen) frame\(seen == 1 ? "" : "s") (0…\(max(seen - 1, 0)))")
         }
-        let cloud = try Self.cloud(record)
-        do { try cloud.write(to: url, format: format) } catch { throw OperatorError("\(error)") }
-        let digest = SHA256.hash(data: try Data(contentsOf: url)).map { String(format: "%02x", $0) }.joined()
-        return ["file": .record(["path": .string(url.path), "sha256": .string(digest)])]
+        return ["file": try AtomicFile.write(try Self.cloud(record).encoded(format: format), to: url)]
     }
 
     /// The record as a 3DGS cloud: every feature channel as f_feat_*, and channels 0–2 (trained

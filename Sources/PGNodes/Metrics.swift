@@ -81,8 +81,7 @@ public struct Metrics: FrameSink {
                                      "masked": inputs["mask"] != nil || acc.flicker.mask != nil]
         if let label { report["label"] = label }
         let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
-        try AtomicFile.write(data, to: url)
-        return ["report": .record(["path": .string(url.path), "sha256": .string(try Encoder.sha256(of: url, folder: false))]),
+        return ["report": try AtomicFile.write(data, to: url),
                 "metrics": .record(numbers)]
     }
 

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import PGFlow
 import PGTensor
@@ -51,9 +50,7 @@ public struct TrackingExport: FrameSink {
         }
         guard let first = collected.first else { throw OperatorError("no frames to write to '\(url.path)'") }
         let data = try TrackingFile.data(collected, model: relativeModelName(first.tracking.model), for: url)
-        try AtomicFile.write(data, to: url)
-        let digest = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-        return ["file": .record(["path": .string(url.path), "sha256": .string(digest)])]
+        return ["file": try AtomicFile.write(data, to: url)]
     }
 
     /// A model file named by an absolute path is written relative to the tracking file's folder, as
