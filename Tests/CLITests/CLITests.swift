@@ -72,6 +72,8 @@ final class Mutexed<T>: @unchecked Sendable {
     init(_ v: T) { value = v }
     func set(_ v: T) { lock.lock(); value = v; lock.unlock() }
     func get() -> T { lock.lock(); defer { lock.unlock() }; return value }
+    /// Read-modify-write under the lock (get then set would lose a concurrent update).
+    func update(_ body: (inout T) -> Void) { lock.lock(); body(&value); lock.unlock() }
 }
 
 /// A scratch folder with 12 generated PNG frames and a graph that re-encodes them.
@@ -189,7 +191,7 @@ struct Workspace {
         let results = Mutexed([Int32]())
         DispatchQueue.concurrentPerform(iterations: 2) { i in
             let r = try? pgflow(["exec", i == 0 ? "graph.json" : "graph2.json", "--cache-dir", "shared-cache"], in: ws.root)
-            var all = results.get(); all.append(r?.status ?? -1); results.set(all)
+            results.update { $0.append(r?.status ?? -1) }
         }
         #expect(results.get() == [0, 0])
         let verify = try pgflow(["cache", "verify", "--cache-dir", "shared-cache"], in: ws.root)
