@@ -48,10 +48,10 @@ public struct Encoder: FrameSink {
         var settings = self.settings
         settings.fps = fps ?? meta?["fps"]?.number ?? VideoInfo.defaultFPS
         settings.threads = context.threads
-        // The source (and matte) named in meta are being read: never write over them.
-        let inputsRead = ["path", "matte"].compactMap { meta?[$0]?.string }.map { URL(fileURLWithPath: $0) }
+        // Writing over a file the run reads is refused when the graph is validated, from this run's
+        // paths (Graph.writeConflicts); meta may come from the cache and name an earlier run's source.
         // Opening checks the destination before the first frame is pulled (and rendered upstream).
-        let writer = try VideoWriter(url, settings: settings, protecting: inputsRead)
+        let writer = try VideoWriter(url, settings: settings)
         if writer.codec != settings.codec {
             context.warn("this FFmpeg has no libx264 encoder; writing MPEG-4 Part 2 to \(url.path) instead of H.264")
         }

@@ -17,7 +17,7 @@ struct Validate: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let (graph, catalog) = try options.load()
-            let missing = graph.missingInputFiles(catalog)
+            let missing = graph.fileProblems(catalog)
             if !missing.isEmpty { throw ValidationError(missing) }
             print("\(options.graph): valid (\(graph.nodes.count) nodes, \(graph.stages.count) stages)")
         }

@@ -79,46 +79,6 @@ import Testing
         #expect(F.contents(dir) == ["frames"])
     }
 
-    @Test func refusesToOverwriteTheSourceNamedInMeta() throws {
-        let dir = F.tempFolder()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let src = try F.clip(in: dir, name: "clip.mp4", frames: 3)
-        let before = try Data(contentsOf: src)
-        let node = try Encoder(params: F.params("Encoder", ["path": "clip.mp4"], base: dir))
-        let pulled = Mutex(0)
-        let stream = FrameStream(count: 3) {
-            pulled.withLock { $0 += 1 }
-            return (0, Inputs(["frames": .tensor(F.numbered(0))]))
-        }
-        do {
-            _ = try node.consume(stream, inputs: Inputs(["meta": .record(["path": .string(src.path), "fps": .number(25)])]),
-                                 context: F.context(dir))
-            Issue.record("no error")
-        } catch {
-            #expect("\(error)" == "Refusing to write '\(src.path)': it would overwrite the input '\(src.path)' that is being read; "
-                    + "choose another output path.")
-        }
-        #expect(pulled.withLock { $0 } == 0)   // failed before asking upstream for a frame
-        #expect(try Data(contentsOf: src) == before)
-        #expect(F.contents(dir) == ["clip.mp4"])
-    }
-
-    @Test func refusesToOverwriteTheMatteNamedInMeta() throws {
-        let dir = F.tempFolder()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let src = try F.clip(in: dir, name: "clip.mp4", frames: 3), matte = try F.clip(in: dir, name: "matte.mp4", frames: 3)
-        let before = try Data(contentsOf: matte)
-        let node = try Encoder(params: F.params("Encoder", ["path": "matte.mp4"], base: dir))
-        let stream = FrameStream(count: 3) { (0, Inputs(["frames": .tensor(F.numbered(0))])) }
-        let meta: Value = .record(["path": .string(src.path), "matte": .string(matte.path), "fps": .number(25)])
-        #expect { try node.consume(stream, inputs: Inputs(["meta": meta]), context: F.context(dir)) } throws: {
-            "\($0)" == "Refusing to write '\(matte.path)': it would overwrite the input '\(matte.path)' that is being read; "
-                + "choose another output path."
-        }
-        #expect(try Data(contentsOf: matte) == before)
-        #expect(F.contents(dir) == ["clip.mp4", "matte.mp4"])
-    }
-
     @Test func badFramesFailCleanly() throws {
         let dir = F.tempFolder()
         defer { try? FileManager.default.removeItem(at: dir) }

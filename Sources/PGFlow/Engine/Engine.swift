@@ -81,8 +81,8 @@ public final class Engine: Sendable {
     private static func gatherIngredients(_ graph: Graph, _ catalog: Catalog, _ operators: [String: any Operator.Type],
                                           _ order: [String], _ files: FileDigest) throws -> [String: Ingredients] {
         var out: [String: Ingredients] = [:]
-        // Every missing input at once, before hashing any of the others.
-        let missing = graph.missingInputFiles(catalog)
+        // Every missing input and every write over an input at once, before hashing anything.
+        let missing = graph.fileProblems(catalog)
         if !missing.isEmpty { throw ValidationError(missing) }
         var unreadable: [Diagnostic] = []
         for id in order {
