@@ -9,11 +9,13 @@ public final class RunContext: @unchecked Sendable {
     public let graphDirectory: URL
     /// Worker threads this node may use for its own parallel loops.
     public let threads: Int
+    /// The run's plugin workers (nil outside an engine run: a node that needs one says so).
+    public let plugins: PluginHost?
     private let onProgress: @Sendable (_ done: Int, _ total: Int) -> Void
     private let onWarning: @Sendable (String) -> Void
     private let cancelled: @Sendable () -> Bool
 
-    public init(nodeID: String, nodeType: String, graphDirectory: URL, threads: Int = 2,
+    public init(nodeID: String, nodeType: String, graphDirectory: URL, threads: Int = 2, plugins: PluginHost? = nil,
                 onProgress: @escaping @Sendable (Int, Int) -> Void = { _, _ in },
                 onWarning: @escaping @Sendable (String) -> Void = { _ in },
                 cancelled: @escaping @Sendable () -> Bool = { false }) {
@@ -21,6 +23,7 @@ public final class RunContext: @unchecked Sendable {
         self.nodeType = nodeType
         self.graphDirectory = graphDirectory
         self.threads = threads
+        self.plugins = plugins
         self.onProgress = onProgress
         self.onWarning = onWarning
         self.cancelled = cancelled

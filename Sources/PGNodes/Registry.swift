@@ -20,6 +20,7 @@ public enum Registry {
         Landmarks.self,
         TrackingExport.self,
         Tracker.self,
+        EditorCall.self,
     ]
 
     public static func lookup(_ type: String) -> (any Operator.Type)? {

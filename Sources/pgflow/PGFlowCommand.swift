@@ -24,7 +24,7 @@ struct PGFlowCommand: ParsableCommand {
         Exit status: 0 success, 1 a node failed while running, 2 the graph (or command line) is
         invalid, 130 interrupted (finished results stay cached).
         """),
-        subcommands: [Exec.self, Validate.self, Grad.self, NodesCommand.self, Dot.self, CacheCommand.self, Model.self])
+        subcommands: [Exec.self, Validate.self, Grad.self, NodesCommand.self, PluginsCommand.self, Dot.self, CacheCommand.self, Model.self])
 }
 
 /// Options every graph-reading command shares.
@@ -70,7 +70,9 @@ func loadCatalog(_ explicit: String?) throws -> Catalog {
     } else {
         throw ExitMessage(code: 2, "cannot find the node catalog (Nodes/); pass --nodes DIR or set PGFLOW_NODES")
     }
-    return try Catalog.load(dir)
+    // Extra plugin folders (tests, a user's own plugins): $PGFLOW_PLUGIN_PATH, colon-separated.
+    let extra = (ProcessInfo.processInfo.environment["PGFLOW_PLUGIN_PATH"] ?? "").split(separator: ":").map { URL(fileURLWithPath: String($0)) }
+    return try Catalog.load(dir, pluginFolders: extra)
 }
 
 /// The binary itself, links resolved: argv[0] is only a name when pgflow is found on PATH.

@@ -42,6 +42,7 @@ final class LogLines: ProgressDisplay {
         case .failed(let node, _, let frame, let message):
             stderr("\(t) \(node): FAILED\(frame.map { " at frame \($0)" } ?? ""): \(message)\n")
         case .warning(let message): stderr("\(t) warning: \(message)\n")
+        case .log: break   // in <cache>/logs and in --json; quoted in any plugin error
         case .training(let stage, let step, let steps, let losses):
             let now = Date()
             let show = step == steps || step == 1 || lastProgress.withLock { last -> Bool in
@@ -130,6 +131,7 @@ final class LiveDisplay: ProgressDisplay {
                 s.lines.removeAll { $0.node == node }
                 redraw(&s, above: "  ✗ \(node) (\(type)) failed\(frame.map { " at frame \($0)" } ?? ""): \(message)\n")
             case .warning(let message): redraw(&s, above: "  ! warning: \(message)\n")
+            case .log: break
             case .training(let stage, let step, let steps, let losses):
                 let id = "stage:" + stage
                 if let i = s.lines.firstIndex(where: { $0.node == id }) {
@@ -176,6 +178,7 @@ final class JSONEvents: ProgressDisplay {
             add("event", .string("failed")); add("node", .string(node)); add("type", .string(type))
             add("frame", frame.map { .int(Int64($0)) } ?? .null); add("message", .string(message))
         case .warning(let message): add("event", .string("warning")); add("message", .string(message))
+        case .log(let plugin, let line): add("event", .string("log")); add("plugin", .string(plugin)); add("line", .string(line))
         case .training(let stage, let step, let steps, let losses):
             add("event", .string("loss")); add("stage", .string(stage)); add("step", .int(Int64(step))); add("steps", .int(Int64(steps)))
             add("losses", .object(losses.map { (key: $0.name, value: $0.value.isFinite ? .double($0.value) : .null) }))

@@ -4,10 +4,13 @@ import Foundation
 public struct Catalog: Sendable {
     public var specs: [String: NodeSpec]
     public var directory: URL?
+    /// The plugins graphs may name (`Nodes/plugins/*.json`, see `Nodes/plugins/README.md`).
+    public var plugins: [String: PluginManifest]
 
-    public init(specs: [NodeSpec], directory: URL? = nil) {
+    public init(specs: [NodeSpec], directory: URL? = nil, plugins: [PluginManifest] = []) {
         self.specs = Dictionary(specs.map { ($0.type, $0) }, uniquingKeysWith: { a, _ in a })
         self.directory = directory
+        self.plugins = Dictionary(plugins.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     public subscript(type: String) -> NodeSpec? { specs[type] }
@@ -34,8 +37,10 @@ public struct Catalog: Sendable {
         return nil
     }
 
-    /// Loads every `*.json` in `directory`; problems in any file are all reported together.
-    public static func load(_ directory: URL) throws -> Catalog {
+    /// Loads every `*.json` in `directory` and the plugin manifests in `directory/plugins` and in
+    /// `pluginFolders` (a later folder's plugin of the same name wins); problems in any file are
+    /// all reported together.
+    public static func load(_ directory: URL, pluginFolders: [URL] = []) throws -> Catalog {
         let fm = FileManager.default
         guard let names = try? fm.contentsOfDirectory(atPath: directory.path) else {
             throw ValidationError([Diagnostic(file: directory.path, path: "", location: nil,
@@ -60,13 +65,19 @@ public struct Catalog: Sendable {
                 problems += e.diagnostics
             }
         }
+        var plugins: [String: PluginManifest] = [:]
+        for folder in [directory.appendingPathComponent("plugins")] + pluginFolders {
+            let (found, pluginProblems) = PluginManifest.loadFolder(folder)
+            for m in found { plugins[m.name] = m }
+            problems += pluginProblems
+        }
         if !problems.isEmpty { throw ValidationError(problems) }
-        return Catalog(specs: specs, directory: directory)
+        return Catalog(specs: specs, directory: directory, plugins: Array(plugins.values))
     }
 }
 
 /// Reads one catalog file, collecting every problem with its JSON path.
-private struct SpecReader {
+struct SpecReader {
     let doc: JSONDocument
     var problems: [Diagnostic] = []
 
@@ -115,9 +126,13 @@ private struct SpecReader {
         }
         let values = v["values"]?.array?.compactMap(\.string) ?? []
         if (kind == .enum || kind == .enums) && values.isEmpty { problem(path + ".values", "an \(kind.rawValue) param needs \"values\"") }
-        let spec = ParamSpec(name: name, kind: kind, defaultValue: v["default"], optional: v["optional"]?.bool ?? false,
+        var spec = ParamSpec(name: name, kind: kind, defaultValue: v["default"], optional: v["optional"]?.bool ?? false,
                              min: v["min"]?.double, max: v["max"]?.double, count: v["count"]?.int,
                              values: values, doc: v["doc"]?.string ?? "")
+        if kind == .plugin {
+            spec.pluginKind = v["kind"]?.string
+            if spec.pluginKind == nil { problem(path + ".kind", "a plugin param needs \"kind\" (editor, landmarks, matte, expression)") }
+        }
         if let d = spec.defaultValue, d != .null, let msg = ParamCheck.check(d, against: spec) {
             problem(path + ".default", "default " + msg)
         }

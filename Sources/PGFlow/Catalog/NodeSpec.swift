@@ -26,6 +26,10 @@ public enum ParamKind: String, Sendable, CaseIterable {
     case enums
     /// A parametric model: a built-in name ("builtin:head") or a model file read like a `path`.
     case model
+    /// A catalogued plugin of the spec's `pluginKind` (`Nodes/plugins/<name>.json`), named by its
+    /// name; the plugin's own params sit in the node's `params` param and are validated against
+    /// its manifest.
+    case plugin
 }
 
 public struct ParamSpec: Sendable, Equatable {
@@ -38,6 +42,8 @@ public struct ParamSpec: Sendable, Equatable {
     public var count: Int?
     public var values: [String]
     public var doc: String
+    /// For a `plugin` param: the kind of plugin it takes (`editor`, `landmarks`, …).
+    public var pluginKind: String? = nil
 
     /// Required params have neither a default nor `"optional": true`.
     public var required: Bool { defaultValue == nil && !optional }

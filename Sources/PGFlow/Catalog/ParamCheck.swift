@@ -51,6 +51,9 @@ enum ParamCheck {
                 if let r = range(d) { return "element \(i) " + r }
             }
             return nil
+        case .plugin:
+            guard let s = v.string, !s.isEmpty else { return "should be a plugin name, got \(v.kindName) \(v.text)" }
+            return nil
         case .json:
             return nil
         }

@@ -21,7 +21,7 @@ extension Engine {
     func makeContext(_ id: String) -> RunContext {
         let emit = self.emit
         return RunContext(nodeID: id, nodeType: graph.node(id)!.type, graphDirectory: graph.directory,
-                          threads: options.threads,
+                          threads: options.threads, plugins: plugins,
                           onProgress: { done, total in emit(.progress(node: id, done: done, total: total)) },
                           onWarning: { emit(.warning("\(id): \($0)")) },
                           cancelled: cancelled)

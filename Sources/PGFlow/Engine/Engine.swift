@@ -22,6 +22,8 @@ public final class Engine: Sendable {
     let roles: [String: NodeRole]
     /// Recipes of the previous run of this graph with this cache, for `--explain`.
     let previous: [String: Recipe]
+    /// Plugin workers, started on first use and stopped when `run` returns.
+    let plugins: PluginHost
     let state = Mutex(EngineState())
 
     struct EngineState {
@@ -64,6 +66,15 @@ public final class Engine: Sendable {
         self.roles = graph.roles(catalog) ?? [:]
         self.ingredients = try Engine.gatherIngredients(graph, catalog, self.operators, order, files)
         self.previous = RunRecord.load(cacheDirectory, graph: graph)
+        let logs = cacheDirectory.appendingPathComponent("logs")
+        self.plugins = PluginHost(catalog: catalog.plugins,
+                                  python: PluginHost.defaultPython(catalogDirectory: catalog.directory,
+                                                                   environment: ProcessInfo.processInfo.environment),
+                                  threads: options.threads,
+                                  log: { plugin, line in
+                                      events(.log(plugin: plugin, line: line))
+                                      PluginLog.append(line, to: logs.appendingPathComponent("plugin-\(plugin).log"))
+                                  })
         let recipes = Engine.recipes(graph, order, ingredients, states: [:])
         state.withLock { $0.recipes = recipes }
     }
@@ -109,6 +120,22 @@ public final class Engine: Sendable {
                 } else {
                     canon[p.name] = v.canonical
                 }
+            }
+            // A plugin enters the key by version and script digest; its params completed with the
+            // manifest's defaults, and the files they name by content, as for node params.
+            if let plugin = graph.plugin(of: node, catalog) {
+                digests["plugin"] = plugin.digest
+                var complete = plugin.completeParams(params["params"], base: graph.directory)
+                for p in plugin.params where p.kind == .path {
+                    guard let path = complete[p.name]?.string else { continue }
+                    complete[p.name] = .string("<file>")
+                    let at = "\(node.path).params.params.\(p.name)"
+                    do { digests["params.\(p.name)"] = try files.sha256(of: URL(fileURLWithPath: path)) } catch {
+                        unreadable.append(Diagnostic(file: graph.document.file, path: at, location: graph.document.location(at),
+                                                  message: "node \"\(id)\" (\(node.type)), plugin \"\(plugin.name)\" param \"\(p.name)\": \(error)"))
+                    }
+                }
+                canon["params"] = JSON.object(complete.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }).canonical
             }
             out[id] = Ingredients(type: node.type, version: op.version, params: canon, files: digests,
                                   trainable: spec.trainable && op is any Trainable.Type)
@@ -178,6 +205,7 @@ public final class Engine: Sendable {
             if !graph.outputs.isEmpty { plan.append(.run("outputs", graph.outputs)) }
         }
         defer {
+            plugins.shutdown()
             let (recipes, touched) = state.withLock { ($0.recipes, $0.touched) }
             RunRecord.save(store.directory, graph: graph, recipes: recipes.filter { touched.contains($0.key) })
         }

@@ -10,6 +10,8 @@ public enum RunEvent: Sendable {
     case finished(node: String, type: String, seconds: Double, frames: Int?)
     case failed(node: String, type: String, frame: Int?, message: String)
     case warning(String)
+    /// A line a plugin worker wrote to stderr (also appended to `<cache>/logs/plugin-<name>.log`).
+    case log(plugin: String, line: String)
     /// One optimizer step of an optimize stage: the batch-mean of every loss term.
     case training(stage: String, step: Int, steps: Int, losses: [(name: String, value: Double)])
     /// An optimize stage's result was reused (or resumed from a checkpoint at `step`).

@@ -11,8 +11,9 @@ struct GraphFile {
 }
 
 extension Graph {
-    /// The files the graph reads: every `path` param, and every `model` param that names a file
-    /// rather than a built-in model, resolved against the graph's folder (defaults included).
+    /// The files the graph reads: every `path` param, every `model` param that names a file
+    /// rather than a built-in model, and every `path` param of a plugin a node uses (as
+    /// `params.<name>`), resolved against the graph's folder (defaults included).
     func inputFiles(_ catalog: Catalog) -> [(node: GraphNode, param: String, url: URL)] {
         var out: [(GraphNode, String, URL)] = []
         for node in nodes {
@@ -21,6 +22,12 @@ extension Graph {
                 guard let path = (node.param(p.name).flatMap { $0 == .null ? nil : $0 } ?? p.defaultValue)?.string,
                       p.kind == .path || !path.hasPrefix("builtin:") else { continue }
                 out.append((node, p.name, Params.resolve(path, against: directory)))
+            }
+            if let plugin = plugin(of: node, catalog) {
+                let complete = plugin.completeParams(node.param("params"), base: directory)
+                for p in plugin.params where p.kind == .path {
+                    if let path = complete[p.name]?.string { out.append((node, "params.\(p.name)", URL(fileURLWithPath: path))) }
+                }
             }
         }
         return out

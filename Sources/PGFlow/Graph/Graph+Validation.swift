@@ -33,6 +33,7 @@ extension Graph {
             for p in spec.params where p.required && n.param(p.name) == nil {
                 problem(n.path, "node \"\(n.id)\" (\(n.type)) is missing the required param \"\(p.name)\" (\(p.kind.rawValue)\(p.doc.isEmpty ? "" : ": " + p.doc))")
             }
+            out += pluginProblems(n, spec, catalog)
             // Inputs
             for (port, src) in n.inputs {
                 let path = "\(n.path).in.\(port)"
@@ -107,8 +108,8 @@ extension Graph {
 }
 
 /// "did you mean" for misspelt names.
-enum Suggest {
-    static func hint(_ name: String, _ candidates: [String]) -> String {
+public enum Suggest {
+    public static func hint(_ name: String, _ candidates: [String]) -> String {
         let best = candidates.map { ($0, distance($0.lowercased(), name.lowercased())) }.min { $0.1 < $1.1 }
         guard let (c, d) = best, d <= max(2, name.count / 3) else { return "" }
         return "; did you mean \"\(c)\"?"
