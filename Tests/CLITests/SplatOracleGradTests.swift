@@ -11,18 +11,14 @@ import Testing
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("PGKernelsTests/Fixtures")
 
-    @Test func gradientsOfTheOracleSceneMatchTheOracle() throws {
+    /// The oracle scene written into a fresh folder as scene.ply, camera.json and W.npy.
+    static func writeScene() throws -> (dir: URL, scene: [String: Any], expected: [String: Any]) {
         let scene = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixtures.appendingPathComponent("splat-scene.json"))) as! [String: Any]
         let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixtures.appendingPathComponent("splat-expected.json"))) as! [String: Any]
-        func floats(_ any: Any) -> [Float] {
-            if let a = any as? [Any] { return a.flatMap(floats) }
-            return [Float((any as! NSNumber).doubleValue)]
-        }
         let n = scene["num_gaussians"] as! Int, c = scene["channels"] as! Int
         let w = scene["width"] as! Int, h = scene["height"] as! Int
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pgflow-oracle-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
 
         let cloud = GaussianPLY(means: Tensor(shape: [n, 3], scalars: floats(scene["means"]!)),
                                 opacityLogits: Tensor(shape: [n], scalars: floats(scene["opacity_logits"]!)),
@@ -39,6 +35,19 @@ import Testing
         var chw = [Float](repeating: 0, count: c * h * w)
         for y in 0..<h { for x in 0..<w { for k in 0..<c { chw[(k * h + y) * w + x] = hwc[(y * w + x) * c + k] } } }
         try Tensor(shape: [c, h, w], scalars: chw).writeNPY(to: dir.appendingPathComponent("W.npy"))
+        return (dir, scene, expected)
+    }
+
+    static func floats(_ any: Any) -> [Float] {
+        if let a = any as? [Any] { return a.flatMap(floats) }
+        return [Float((any as! NSNumber).doubleValue)]
+    }
+
+    @Test func gradientsOfTheOracleSceneMatchTheOracle() throws {
+        let (dir, scene, expected) = try Self.writeScene()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let c = scene["channels"] as! Int
+        let floats = Self.floats
         let background = floats(scene["background"]!).map { String($0) }.joined(separator: ", ")
         try Data("""
         {"pgflow": 1, "name": "splat-oracle",

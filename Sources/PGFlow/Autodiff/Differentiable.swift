@@ -43,6 +43,7 @@ extension Differentiable {
 /// A node that owns parameters an optimize stage trains (its catalog entry says `"trainable": true`).
 public protocol Trainable: Differentiable {
     /// Parameter groups at their starting values, from params and static inputs (seeded, so the
-    /// same graph starts from the same parameters every time).
+    /// same graph starts from the same parameters every time). Inputs that themselves depend on
+    /// trained parameters are absent here: they exist only once a step has run.
     func initialParameters(_ inputs: Inputs, context: RunContext) throws -> [String: Tensor]
 }

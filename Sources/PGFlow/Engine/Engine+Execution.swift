@@ -27,10 +27,11 @@ extension Engine {
                           cancelled: cancelled)
     }
 
-    /// Values on a node's inputs that come from static outputs.
-    func staticInputs(_ id: String) throws -> Inputs {
+    /// Values on a node's inputs that come from static outputs, leaving out those from `skipping`
+    /// (nodes an optimize stage computes anew every step: they have no value before it starts).
+    func staticInputs(_ id: String, skipping: Set<String> = []) throws -> Inputs {
         var values: [String: Value] = [:]
-        for (port, src) in graph.node(id)!.inputs where !perFrame(src) {
+        for (port, src) in graph.node(id)!.inputs where !perFrame(src) && !skipping.contains(src.node) {
             values[port] = try staticOutputs(src.node)?[src.port]
                 ?? { throw RunError(node: id, type: graph.node(id)!.type, "input \(port): \(src) has no value (it did not run)") }()
         }

@@ -134,7 +134,7 @@ extension Engine {
             emit(.trainingCached(stage: stage.name, step: s.step, steps: settings.steps))
         } else {
             for id in tg.live where ingredients[id]!.trainable {
-                _ = try parameters(id, statics: try staticInputs(id))
+                _ = try parameters(id, statics: try staticInputs(id, skipping: Set(tg.live)))
             }
             let params = state.withLock { $0.parameters }
             var adam: [String: Adam] = [:]
@@ -207,7 +207,7 @@ extension Engine {
             throw RequestError("frame \(frame) is outside the clip: it has \(n) frame\(n == 1 ? "" : "s") (0…\(n - 1))")
         }
         for id in tg.live where ingredients[id]!.trainable {
-            _ = try parameters(id, statics: try staticInputs(id))
+            _ = try parameters(id, statics: try staticInputs(id, skipping: Set(tg.live)))
         }
         let (_, grads) = try forwardBackwardRecovering(tg, loss: loss, frames: frames)
         var out: [(String, Tensor)] = []
