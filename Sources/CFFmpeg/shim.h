@@ -32,3 +32,37 @@ static inline enum AVPixelFormat pg_pix_fmt_rgba64(void) { return AV_PIX_FMT_RGB
 // AVFrame.data/linesize are fixed C arrays (Swift tuples); these read one plane without tuple juggling.
 static inline uint8_t *pg_frame_plane(const AVFrame *f, int i) { return f->data[i]; }
 static inline int pg_frame_linesize(const AVFrame *f, int i) { return f->linesize[i]; }
+// A stream's display matrix (9 × int32, 16.16 fixed point) or NULL: stream side data up to
+// FFmpeg 6.0, the codec parameters' coded side data from libavcodec 60.29 on.
+#include <libavutil/display.h>
+#include <libavcodec/version.h>
+static inline const int32_t *pg_stream_display_matrix(const AVStream *st) {
+#if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 29, 100)
+    const AVPacketSideData *sd = av_packet_side_data_get(st->codecpar->coded_side_data,
+                                                         st->codecpar->nb_coded_side_data, AV_PKT_DATA_DISPLAYMATRIX);
+    return sd && sd->size >= 36 ? (const int32_t *)sd->data : NULL;
+#else
+    size_t size = 0;
+    const uint8_t *d = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &size);
+    return d && size >= 36 ? (const int32_t *)d : NULL;
+#endif
+}
+// Gives a stream a display matrix made by av_display_rotation_set(degrees) (which
+// av_display_rotation_get reads back as -degrees), mirrored when `hflip`, as phones tag portrait
+// video; for tests that make rotated clips. 0 on success.
+static inline int pg_stream_set_display_rotation(AVStream *st, double degrees, int hflip) {
+    int32_t *m = (int32_t *)av_malloc(9 * sizeof(int32_t));
+    if (!m) return AVERROR(ENOMEM);
+    av_display_rotation_set(m, degrees);
+    if (hflip) av_display_matrix_flip(m, 1, 0);
+#if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 29, 100)
+    AVPacketSideData *sd = av_packet_side_data_add(&st->codecpar->coded_side_data, &st->codecpar->nb_coded_side_data,
+                                                   AV_PKT_DATA_DISPLAYMATRIX, m, 9 * sizeof(int32_t), 0);
+    if (!sd) { av_free(m); return AVERROR(ENOMEM); }
+    return 0;
+#else
+    int r = av_stream_add_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, (uint8_t *)m, 9 * sizeof(int32_t));
+    if (r < 0) av_free(m);
+    return r;
+#endif
+}

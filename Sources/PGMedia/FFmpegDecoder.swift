@@ -90,6 +90,11 @@ final class FFmpegDecoder {
                 hasAlpha: desc.map { $0.pointee.flags & UInt64(AV_PIX_FMT_FLAG_ALPHA) != 0 } ?? false,
                 pixelAspect: sar.num > 0 && sar.den > 0 ? Double(sar.num) / Double(sar.den) : 1,
                 isImageSequence: false)
+            if let m = pg_stream_display_matrix(stream) {
+                let matrix = Array(UnsafeBufferPointer(start: m, count: 9))
+                let angle = av_display_rotation_get(m)
+                if angle.isFinite { info.orientation = Orientation(displayMatrix: matrix, rotation: angle) }
+            }
         } catch {
             close()
             throw error

@@ -21,8 +21,14 @@ public struct VideoInfo: Sendable, Equatable {
     public var pixelAspect: Double
     /// True for a folder of PNG files.
     public var isImageSequence: Bool
+    /// How stored pictures are turned to be shown upright (the stream's display matrix; phones
+    /// record portrait video as landscape frames tagged with a 90° rotation).
+    public var orientation: Orientation = .upright
 
+    /// The stored picture size.
     public var size: ImageSize { ImageSize(width: width, height: height) }
+    /// The size as shown, after `orientation`.
+    public var displaySize: ImageSize { orientation.swapsAxes ? ImageSize(width: height, height: width) : size }
 
     /// Frames per second used when a source has none: PNG folders, and the rare stream without a rate.
     public static let defaultFPS = 25.0

@@ -25,6 +25,9 @@ public final class VideoReader {
     /// Size of every frame this reader returns.
     public let outputSize: ImageSize
     public let fit: FitMode
+    /// What is applied to every frame: the file's display orientation, or `.upright` when the
+    /// stored orientation was asked for.
+    public let orientation: Orientation
     /// Index of the frame `next()` returns.
     public private(set) var position = 0
 
@@ -39,7 +42,9 @@ public final class VideoReader {
     ///   - size: output size; nil keeps the stored size.
     ///   - fit: how the picture is brought to `size` (see `FitMode`).
     ///   - threads: decoder threads.
-    public init(_ url: URL, size: ImageSize? = nil, fit: FitMode = .crop, threads: Int = 2) throws {
+    ///   - upright: turn frames as the file's display matrix says (as players do); false keeps the
+    ///     stored orientation. Size and fit apply to the turned picture.
+    public init(_ url: URL, size: ImageSize? = nil, fit: FitMode = .crop, threads: Int = 2, upright: Bool = true) throws {
         let path = url.standardizedFileURL.path
         if let size, size.width <= 0 || size.height <= 0 {
             throw MediaError(.badSize, path: path,
@@ -60,9 +65,13 @@ public final class VideoReader {
             backend = .video(decoder)
             info = decoder.info
         }
-        outputSize = size ?? info.size
+        orientation = upright ? info.orientation : .upright
+        outputSize = size ?? (upright ? info.displaySize : info.size)
         self.fit = fit
-        converter = FrameConverter(output: outputSize, fit: fit, path: path)
+        // Scaling and cropping happen in stored orientation at the turned-back size, then the
+        // picture is turned: the same pixels as turning first, without a second resample.
+        let storedOutput = orientation.swapsAxes ? ImageSize(width: outputSize.height, height: outputSize.width) : outputSize
+        converter = FrameConverter(output: storedOutput, fit: fit, path: path)
     }
 
     /// Metadata only (opens the file, decodes nothing).
@@ -89,7 +98,7 @@ public final class VideoReader {
             let f = try seq.packedFrame(index)
             converted = try converter.convert(packed: f.samples, channels: f.channels, width: f.width, height: f.height)
         }
-        return VideoFrame(index: index, rgb: converted.rgb, alpha: converted.alpha, time: time)
+        return VideoFrame(index: index, rgb: orientation.apply(converted.rgb), alpha: orientation.apply(converted.alpha), time: time)
     }
 
     /// Advances past one frame without converting it; false after the last frame.

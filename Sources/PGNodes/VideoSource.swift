@@ -11,7 +11,8 @@ import PGTensor
 /// decodes forward, skipping (but still decoding) the frames it was not asked for.
 public struct VideoSource: FrameSource {
     public static let type = "VideoSource"
-    public static let version = 1
+    /// 2: frames are turned upright by the file's display matrix.
+    public static let version = 2
 
     let url: URL
     let size: ImageSize?
@@ -21,6 +22,8 @@ public struct VideoSource: FrameSource {
     let count: Int
     let step: Int
     let matte: URL?
+    /// Apply the file's display matrix (as players do) rather than keep the stored orientation.
+    let upright: Bool
 
     public init(params: Params) throws {
         url = try params.url("path")
@@ -45,6 +48,7 @@ public struct VideoSource: FrameSource {
         guard count >= 0 else { throw OperatorError("param 'count' should be 0 (all) or more, got \(count)") }
         guard step >= 1 else { throw OperatorError("param 'step' should be 1 or more, got \(step)") }
         matte = params.has("matte") ? try params.url("matte") : nil
+        upright = try params.string("orientation") == "display"
     }
 
     // MARK: frame range
@@ -101,9 +105,9 @@ public struct VideoSource: FrameSource {
     public func produce(frames: [Int], inputs: Inputs, context: RunContext,
                         emit: (Int, [String: Value]) throws -> Void) throws {
         guard !frames.isEmpty else { return }
-        let reader = try VideoReader(url, size: size, fit: fit, threads: context.threads)
+        let reader = try VideoReader(url, size: size, fit: fit, threads: context.threads, upright: upright)
         let n = try yieldCount(available: reader.info.frameCount, path: reader.info.path)
-        let matteReader = try matte.map { try VideoReader($0, size: reader.outputSize, fit: fit, threads: context.threads) }
+        let matteReader = try matte.map { try VideoReader($0, size: reader.outputSize, fit: fit, threads: context.threads, upright: upright) }
         if let matteReader { try checkMatte(matteReader.info, frames: n) }
         var previous = -1
         for (done, t) in frames.enumerated() {
@@ -133,7 +137,8 @@ public struct VideoSource: FrameSource {
     func meta() throws -> Value {
         let info = try VideoReader.probe(url)
         let n = try yieldCount(available: info.frameCount, path: info.path)
-        let out = size ?? info.size
+        let turn = upright ? info.orientation : .upright
+        let out = size ?? (upright ? info.displaySize : info.size)
         let fps = info.fps / Double(step)
         var record: [String: Value] = [
             "path": .string(info.path),
@@ -150,6 +155,10 @@ public struct VideoSource: FrameSource {
             "step": .number(Double(step)),
             "codec": .string(info.codec),
             "has_alpha": .number(info.hasAlpha ? 1 : 0),
+            // What was applied, and what the file asks for (they differ with orientation "stored").
+            "rotation": .number(Double(turn.degrees)),
+            "mirrored": .number(turn.isMirror ? 1 : 0),
+            "display_rotation": .number(Double(info.orientation.degrees)),
         ]
         if let matte { record["matte"] = .string(matte.path) }
         return .record(record)
