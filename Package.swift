@@ -50,7 +50,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),   // Encoder's File.sha256
         ]),
         .executableTarget(name: "pgflow", dependencies: [
-            "PGNodes", "PGFlow", "PGTensor", "PGKernels",
+            "PGNodes", "PGFlow", "PGTensor", "PGKernels", "PGMedia",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmarks that print tables (release build): `swift run -c release pgbench splat`.

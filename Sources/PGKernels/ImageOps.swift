@@ -1,7 +1,7 @@
 /// Small image operations on channels-first Float32 buffers.
 public enum ImageOps {
     /// Bilinear resize of a [C, H, W] image to [C, outH, outW], sampling pixel centres
-    /// (x + 0.5) as DESIGN §5 fixes, with edge clamping.
+    /// (x + 0.5) as docs/DESIGN.md §5 fixes, with edge clamping.
     public static func resizeBilinear(_ src: UnsafeBufferPointer<Float>, channels c: Int, height h: Int, width w: Int,
                                       into dst: UnsafeMutableBufferPointer<Float>, height oh: Int, width ow: Int) {
         precondition(src.count == c * h * w && dst.count == c * oh * ow, "resizeBilinear: buffer sizes do not match shapes")

@@ -127,9 +127,11 @@ final class FFmpegEncoder {
     }
 
     /// Flushes delayed frames and completes the container.
-    func finish() throws {
+    /// Drains the encoder and closes the file; `cancelled` is asked between packets, since a slow
+    /// preset's lookahead can hold many seconds of work at the end.
+    func finish(cancelled: () -> Bool = { false }) throws {
         try ffCheck(avcodec_send_frame(codec, nil), path, .encode)
-        try writePackets()
+        try writePackets(cancelled: cancelled)
         try ffCheck(av_write_trailer(output), path, .finish)
         headerWritten = false
         if output!.pointee.oformat.pointee.flags & AVFMT_NOFILE == 0 {
@@ -137,8 +139,9 @@ final class FFmpegEncoder {
         }
     }
 
-    private func writePackets() throws {
+    private func writePackets(cancelled: () -> Bool = { false }) throws {
         while true {
+            if cancelled() { throw CancellationError() }
             let rc = avcodec_receive_packet(codec, packet)
             if rc == pg_averror(EAGAIN) || rc == pg_averror_eof() { return }
             try ffCheck(rc, path, .encode)

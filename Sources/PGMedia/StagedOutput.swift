@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A file or folder written under a hidden temporary name beside its destination and renamed into
 /// place only when complete, so a failed or interrupted write never leaves something that looks
@@ -6,6 +7,9 @@ import Foundation
 /// rename is atomic and needs no copy); `discard()` removes it, and the next write to the same
 /// destination removes what a killed process (its pid gone) left behind.
 final class StagedOutput {
+    /// Stagings this process has open, so that an immediate exit (a second Ctrl-C) can remove them.
+    private static let inFlight = Mutex(Set<String>())
+
     let destination: URL
     let staging: URL
     let isFolder: Bool
@@ -57,6 +61,7 @@ final class StagedOutput {
             if fd < 0 { throw MediaError.unwritable(path, "a file cannot be created in '\(parent)'", cause: Self.lastError()) }
             close(fd)
         }
+        Self.inFlight.withLock { _ = $0.insert(staging.path) }
     }
 
     deinit { if !committed { discard() } }
@@ -92,6 +97,16 @@ final class StagedOutput {
         let dirFD = open(destination.deletingLastPathComponent().path, O_RDONLY)
         if dirFD >= 0 { _ = fsync(dirFD); close(dirFD) }
         committed = true
+        Self.inFlight.withLock { _ = $0.remove(staging.path) }
+    }
+
+    /// Removes every staging this process still has open: for a process about to exit without
+    /// unwinding (a second Ctrl-C). Returns how many there were.
+    @discardableResult
+    static func discardAllInFlight() -> Int {
+        let paths = inFlight.withLock { set -> Set<String> in defer { set.removeAll() }; return set }
+        for p in paths { try? FileManager.default.removeItem(atPath: p) }
+        return paths.count
     }
 
     /// Stagings of `name` whose writer no longer runs (killed mid-write: no deinit, no discard).
@@ -110,6 +125,7 @@ final class StagedOutput {
     func discard() {
         guard !committed else { return }
         try? FileManager.default.removeItem(at: staging)
+        Self.inFlight.withLock { _ = $0.remove(staging.path) }
     }
 
     /// Creates `folder` and its missing parents, reporting the first component that cannot be made.
@@ -154,6 +170,11 @@ final class StagedOutput {
 /// Small whole files (reports, tracking, point clouds) written the way every pgflow output is:
 /// staged beside the destination, flushed, renamed into place.
 public enum AtomicWrite {
+    /// Removes the half-written outputs of this process (before an immediate exit); see
+    /// `StagedOutput.discardAllInFlight`.
+    @discardableResult
+    public static func discardInFlight() -> Int { StagedOutput.discardAllInFlight() }
+
     public static func write(_ data: Data, to url: URL, protecting inputs: [URL] = []) throws {
         let staged = try StagedOutput(destination: url, folder: false, protecting: inputs)
         do {

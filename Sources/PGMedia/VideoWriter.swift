@@ -127,15 +127,16 @@ public final class VideoWriter {
         framesWritten += 1
     }
 
-    /// Completes the file and moves it into place. Throws, leaving nothing behind, when no frame was written.
-    public func finish() throws {
+    /// Completes the file and moves it into place. Throws, leaving nothing behind, when no frame
+    /// was written or when `cancelled` turns true while the encoder drains.
+    public func finish(cancelled: () -> Bool = { false }) throws {
         precondition(!finished, "VideoWriter.finish called twice")
         guard framesWritten > 0 else {
             cancel()
             throw MediaError.badOutput(.noFrames, url.path, "no frames were given to write")
         }
         do {
-            try encoder?.finish()
+            try encoder?.finish(cancelled: cancelled)
             encoder = nil
             try staged.commit()
             finished = true

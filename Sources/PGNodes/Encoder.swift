@@ -61,7 +61,7 @@ public struct Encoder: FrameSink {
                 try writer.append(try frameInputs.tensor("frames"))
                 context.progress(writer.framesWritten, of: frames.count)
             }
-            try writer.finish()
+            try writer.finish(cancelled: { (try? context.checkCancelled()) == nil })
         } catch {
             writer.cancel()
             throw error

@@ -20,7 +20,8 @@ struct CacheCommand: ParsableCommand {
             if let cacheDirectory { dir = URL(fileURLWithPath: cacheDirectory) }
             else if let graph { dir = defaultCacheDirectory(for: URL(fileURLWithPath: graph).standardizedFileURL) }
             else { dir = URL(fileURLWithPath: ".pgflow/cache") }
-            return try CacheStore(directory: dir, onWarning: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) })
+            // Looking never creates the folder: a missing cache is an empty one.
+            return try CacheStore(directory: dir, create: false, onWarning: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) })
         }
     }
 
@@ -32,15 +33,17 @@ struct CacheCommand: ParsableCommand {
         return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
     }
 
-    /// "500M", "2G", "1.5GiB", "1000" (bytes).
+    /// "500M", "2G", "1.5GiB", "1000B". A bare number is refused: `--max-size 100` meant as
+    /// 100 MB and read as 100 bytes would empty the cache.
     static func parseSize(_ text: String) -> Int64? {
         let t = text.trimmingCharacters(in: .whitespaces).uppercased()
         let digits = t.prefix { $0.isNumber || $0 == "." }
         guard let value = Double(digits) else { return nil }
         let unit = t.dropFirst(digits.count).replacingOccurrences(of: "IB", with: "").replacingOccurrences(of: "B", with: "")
         let scale: Double
+        let hadB = t.hasSuffix("B")
         switch unit {
-        case "": scale = 1
+        case "" where hadB: scale = 1
         case "K": scale = 1024
         case "M": scale = 1024 * 1024
         case "G": scale = 1024 * 1024 * 1024
@@ -114,7 +117,7 @@ struct CacheCommand: ParsableCommand {
         func run() throws {
             try reportingErrors {
                 guard let limit = CacheCommand.parseSize(maxSize) else {
-                    throw ExitMessage(code: 2, "--max-size \(maxSize): expected a size such as 500M or 2G")
+                    throw ExitMessage(code: 2, "--max-size \(maxSize): expected a size with its unit, such as 500M, 2G or 4096B")
                 }
                 let store = try location.store()
                 let r = store.gc(maxBytes: limit)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PGFlow
+import PGMedia
 import PGNodes
 import Synchronization
 
@@ -38,7 +39,14 @@ struct Exec: ParsableCommand {
     var threads: Int?
 
     func run() throws {
+        let events = json ? JSONEvents() : nil
         try reportingErrors {
+            do { try execute(events) } catch { events?.failed(error); throw error }
+        }
+    }
+
+    private func execute(_ events: JSONEvents?) throws {
+        do {
             let (graph, catalog) = try options.load()
             if let until, graph.node(until) == nil {
                 throw ExitMessage(code: 2, "--until \(until): the graph has no node \"\(until)\"")
@@ -47,7 +55,7 @@ struct Exec: ParsableCommand {
                 throw ExitMessage(code: 2, "--force \(f): the graph has no node \"\(f)\"")
             }
             let cacheDir = cacheDirectory.map { URL(fileURLWithPath: $0) } ?? defaultCacheDirectory(for: graph.file)
-            let display: any ProgressDisplay = json ? JSONEvents() : (isatty(2) == 1 ? LiveDisplay() as any ProgressDisplay : LogLines())
+            let display: any ProgressDisplay = events ?? (isatty(2) == 1 ? LiveDisplay() as any ProgressDisplay : LogLines())
             let interrupt = Interrupt.install()
             let engine = try Engine(graph: graph, catalog: catalog, operators: Registry.operators,
                                     cacheDirectory: cacheDir,
@@ -64,7 +72,10 @@ struct Exec: ParsableCommand {
                 throw error
             }
             display.finish()
+            // Ctrl-C that came too late to stop anything still means the user asked to stop.
+            if interrupt.requested { throw CancellationError() }
             report(summary, graph: graph)
+            events?.done(summary)
         }
     }
 
@@ -99,11 +110,15 @@ struct Exec: ParsableCommand {
         if s.ran.isEmpty { print("all cached: nothing to run (\(count(reusedNodes, "node")) reused\(stagesNote))") }
         else { print("ran \(count(ranNodes.count, "node")), reused \(reusedNodes) from the cache\(stagesNote)") }
         for (target, value) in s.outputs {
-            if let path = value["path"]?.string { print("\(target) → \(path)") }
+            if let path = value["path"]?.string, value["sha256"]?.string != nil { print("\(target) → \(path)") }   // a File
             else if let numbers = value.record?.compactMapValues(\.number), numbers.count == value.record?.count, !numbers.isEmpty {
                 // A record of numbers (Metrics.metrics, Loss.terms) is worth reading in full.
                 print("\(target): " + numbers.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4g", $0.value))" }.joined(separator: ", "))
-            } else { print("\(target) = \(value.summary)") }
+            } else {
+                // Anything else (VideoSource.meta, a list) as compact JSON, cut if it is long.
+                let text = JSONEvents.json(value).text
+                print("\(target) = \(text.count > 400 ? text.prefix(400) + " …" : text)")
+            }
         }
     }
 }
@@ -124,6 +139,8 @@ final class Interrupt: Sendable {
             if n == 1 {
                 FileHandle.standardError.write(Data("\nstopping after the frames in flight (Ctrl-C again to quit now)…\n".utf8))
             } else {
+                // Leaving now: remove what this process was writing, so no .partial file stays.
+                AtomicWrite.discardInFlight()
                 exit(130)
             }
         }

@@ -24,6 +24,7 @@ struct PGFlowCommand: ParsableCommand {
         Exit status: 0 success, 1 a node failed while running, 2 the graph (or command line) is
         invalid, 130 interrupted (finished results stay cached).
         """),
+        version: "pgflow \(PGFlowVersion.string)",
         subcommands: [Exec.self, Validate.self, Grad.self, NodesCommand.self, PluginsCommand.self, Dot.self, CacheCommand.self, Model.self])
 }
 
@@ -106,6 +107,9 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let e as ExitMessage {
         FileHandle.standardError.write(Data(("error: \(e.description)\n").utf8))
         throw ExitCode(e.code)
+    } catch let e as CacheError where e.code == .unusable {
+        FileHandle.standardError.write(Data(("error: \(e.message) Pass --cache-dir DIR to keep the cache in a writable folder.\n").utf8))
+        throw ExitCode(1)
     } catch is CancellationError {
         FileHandle.standardError.write(Data("interrupted: finished results are cached; run again to continue\n".utf8))
         throw ExitCode(130)

@@ -185,11 +185,79 @@ final class JSONEvents: ProgressDisplay {
         case .trainingCached(let stage, let step, let steps):
             add("event", .string(step >= steps ? "stage-cached" : "resumed")); add("stage", .string(stage)); add("step", .int(Int64(step))); add("steps", .int(Int64(steps)))
         }
-        add("time", .double((Date().timeIntervalSince(start) * 1000).rounded() / 1000))
-        let line = JSON.object(fields.map { (key: $0.0, value: $0.1) }).canonicalInOrder + "\n"
+        write(fields)
+    }
+
+    private func write(_ fields: [(String, JSON)]) {
+        let all = fields + [("time", .double((Date().timeIntervalSince(start) * 1000).rounded() / 1000))]
+        let line = JSON.object(all.map { (key: $0.0, value: $0.1) }).canonicalInOrder + "\n"
         lock.withLock { _ in FileHandle.standardOutput.write(Data(line.utf8)) }
     }
+
     func finish() {}
+
+    /// The closing event of a run that succeeded: what was written (paths, SHA-256) and every
+    /// output's value, so a script needs nothing else.
+    func done(_ s: RunSummary) {
+        let outputs: [JSON] = s.outputs.map { target, value in
+            .object([("target", .string(target)), ("value", Self.json(value))])
+        }
+        let files: [JSON] = s.outputs.compactMap { target, value in
+            guard let path = value["path"]?.string, value["sha256"]?.string != nil else { return nil }   // File records
+            return .object([("target", .string(target)), ("path", .string(path)), ("sha256", value["sha256"]?.string.map(JSON.string) ?? .null)])
+        }
+        // Records of numbers among the outputs (Metrics.metrics, Loss.terms), by target.
+        let metrics: [(key: String, value: JSON)] = s.outputs.compactMap { target, value in
+            guard let r = value.record, !r.isEmpty, r.values.allSatisfy({ $0.number != nil }) else { return nil }
+            return (key: target, value: Self.json(value))
+        }
+        write([("event", .string("done")), ("status", .string("ok")), ("exit", .int(0)),
+               ("ran", .array(s.ran.keys.sorted().map(JSON.string))), ("cached", .array(s.cached.map(JSON.string))),
+               ("outputs", .array(outputs)), ("files", .array(files)), ("metrics", .object(metrics))])
+    }
+
+    /// The closing event of a run that did not succeed: the kind of failure, the exit status
+    /// the process ends with, the message, and for an invalid graph every problem with its place.
+    func failed(_ error: Error) {
+        var fields: [(String, JSON)] = [("event", .string("done")), ("status", .string("error"))]
+        switch error {
+        case let e as ValidationError:
+            fields += [("kind", .string("invalid")), ("exit", .int(2)), ("message", .string(e.description)),
+                       ("problems", .array(e.diagnostics.map { d in
+                           .object([("file", .string(d.file)), ("path", .string(d.path)),
+                                    ("line", d.location.map { .int(Int64($0.line)) } ?? .null),
+                                    ("column", d.location.map { .int(Int64($0.column)) } ?? .null),
+                                    ("message", .string(d.message))])
+                       }))]
+        case let e as RunError:
+            fields += [("kind", .string("failed")), ("exit", .int(1)), ("message", .string(e.description)),
+                       ("node", e.node.map(JSON.string) ?? .null), ("frame", e.frame.map { .int(Int64($0)) } ?? .null)]
+        case let e as RequestError:
+            fields += [("kind", .string("invalid")), ("exit", .int(2)), ("message", .string(e.description))]
+        case let e as ExitMessage:
+            fields += [("kind", .string(e.code == 2 ? "invalid" : "failed")), ("exit", .int(Int64(e.code))), ("message", .string(e.description))]
+        case is CancellationError:
+            fields += [("kind", .string("interrupted")), ("exit", .int(130)),
+                       ("message", .string("interrupted: finished results are cached; run again to continue"))]
+        default:
+            fields += [("kind", .string("failed")), ("exit", .int(1)), ("message", .string("\(error)"))]
+        }
+        write(fields)
+    }
+
+    /// A value as JSON: numbers, strings and records as themselves, tensors by shape (and value
+    /// when they hold one number).
+    static func json(_ v: Value) -> JSON {
+        switch v {
+        case .number(let d): return d.isFinite ? .double(d) : .null
+        case .string(let s): return .string(s)
+        case .list(let l): return .array(l.map(json))
+        case .record(let r): return .object(r.sorted { $0.key < $1.key }.map { (key: $0.key, value: json($0.value)) })
+        case .tensor(let t):
+            if t.count == 1, let d = v.number { return d.isFinite ? .double(d) : .null }
+            return .object([("shape", .array(t.shape.map { .int(Int64($0)) }))])
+        }
+    }
 }
 
 extension JSON {

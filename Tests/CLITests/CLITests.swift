@@ -320,6 +320,6 @@ struct Workspace {
           "enc": {"type": "Encoder", "in": {"frames": "src.frames"}, "params": {"path": "o.mp4"}}}, "outputs": ["enc.file"]}
         """)
         let v = try pgflow(["validate", "byvar.json"], in: ws.root)
-        #expect(v.status == 2 && v.err.contains("gone.mp4 (from var \"clip\"; --set clip=PATH names another)"), "\(v.err)")
+        #expect(v.status == 2 && v.err.contains("gone.mp4 (from var \"clip\"; --set clip=PATH names another, relative to the current folder)"), "\(v.err)")
     }
 }

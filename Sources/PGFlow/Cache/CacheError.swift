@@ -8,6 +8,8 @@ public struct CacheError: Error, CustomStringConvertible, Sendable {
         case io
         /// Bytes that should hold an encoded value do not (see `ValueCodec`).
         case malformed
+        /// The cache folder itself cannot be created (a read-only graph folder, say).
+        case unusable
     }
 
     public var code: Code

@@ -3,7 +3,7 @@ import Foundation
 
 /// The content address of a cached result: a SHA-256 digest, written as 64 lowercase hex digits.
 ///
-/// Keys are built with `KeyHasher` from everything that determines a node's outputs (DESIGN §3),
+/// Keys are built with `KeyHasher` from everything that determines a node's outputs (docs/DESIGN.md §3),
 /// so equal keys mean "same computation" across runs, processes and machines.
 public struct CacheKey: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
     public let hex: String

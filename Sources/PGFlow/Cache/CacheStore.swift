@@ -56,7 +56,7 @@ public struct VerifyReport: Sendable {
     public var isClean: Bool { corrupt.isEmpty }
 }
 
-/// The content-addressed result store on disk (DESIGN §3 "Caching").
+/// The content-addressed result store on disk (docs/DESIGN.md §3 "Caching").
 ///
 /// Layout: `<dir>/objects/<first 2 hex digits>/<key>`, one file per entry:
 ///
@@ -97,16 +97,17 @@ public final class CacheStore: Sendable {
     /// Opens (creating if needed) the store at `directory`. `onWarning` receives one sentence per
     /// problem found and handled (a corrupt entry removed, an unreadable file); the default
     /// prints it to standard error.
-    public init(directory: URL,
+    /// - Parameter create: make the folder when it is missing; false for commands that only look
+    ///   (`cache ls`), which then see an empty store and leave the disk alone.
+    public init(directory: URL, create: Bool = true,
                 onWarning: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }) throws {
         self.directory = directory.standardizedFileURL
         self.onWarning = onWarning
         self.objects = self.directory.appendingPathComponent("objects", isDirectory: true).path
-        do {
-            try FileManager.default.createDirectory(atPath: objects, withIntermediateDirectories: true)
-        } catch {
-            throw CacheError(.io, "Cannot create the cache directory \(objects): \(error.localizedDescription).",
-                             path: objects)
+        self.fileDigests = FileDigest(directory: self.directory, onWarning: onWarning)
+        guard create else { return }
+        do { try POSIXFile.createFolders(objects) } catch let e as CacheError {
+            throw CacheError(.unusable, "Cannot use \(self.directory.path) as the cache: \(e.message).", path: objects)
         }
         // The standard tag (bford.info/cachedir) tells backup tools the folder can be skipped.
         let tag = self.directory.appendingPathComponent("CACHEDIR.TAG").path
@@ -117,7 +118,6 @@ public final class CacheStore: Sendable {
 
                 """.utf8)], to: tag)
         }
-        self.fileDigests = FileDigest(directory: self.directory, onWarning: onWarning)
     }
 
     /// Where an entry lives.

@@ -17,7 +17,7 @@ public func sha256Hex(of data: Data) -> String {
 
 /// Content hashes of input files and folders, memoised so unchanged inputs are not re-read.
 ///
-/// Cache keys take `path` params by content (DESIGN §3), and hashing a video on every run would
+/// Cache keys take `path` params by content (docs/DESIGN.md §3), and hashing a video on every run would
 /// cost seconds. A file's hash is reused while its absolute path, size, mtime and ctime (both in
 /// nanoseconds) and inode all match what they were when it was hashed; any change means a
 /// re-hash. The memo lives in `<dir>/file-digests` (JSON), shared by every process using the

@@ -55,6 +55,34 @@ struct FileStatus: Equatable {
 enum POSIXFile {
     static func errorText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
 
+    /// Creates `folder` and its missing parents. On failure, a sentence naming the first folder
+    /// that could not be made and why ("… cannot be created in /a (read-only): Permission denied").
+    static func createFolders(_ folder: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) {
+            if !isDir.boolValue { throw CacheError(.io, "\(folder) is a file, not a folder", path: folder) }
+            return
+        }
+        let parent = (folder as NSString).deletingLastPathComponent
+        if parent != folder && !parent.isEmpty { try createFolders(parent) }
+        if mkdir(folder, 0o755) != 0 && errno != EEXIST {
+            let why = errorText()
+            let readOnly = access(parent, W_OK) != 0 ? " (\(parent) is not writable)" : ""
+            throw CacheError(.io, "the folder \(folder) cannot be created\(readOnly): \(why)", path: folder)
+        }
+    }
+
+    /// Writes `data` to `path` (staged and renamed), creating missing folders; failures are one
+    /// sentence that names the file and the reason.
+    static func writeFile(_ data: Data, to path: String) throws {
+        try createFolders((path as NSString).deletingLastPathComponent)
+        do { try writeAtomically([data], to: path) } catch let e as CacheError {
+            let dir = (path as NSString).deletingLastPathComponent
+            let why = access(dir, W_OK) != 0 ? "its folder \(dir) is not writable" : e.message
+            throw CacheError(.io, "\(path) cannot be written: \(why)", path: path)
+        }
+    }
+
     /// Reads a whole file: nil when it does not exist, throws for any other failure.
     static func read(path: String) throws -> (data: Data, status: FileStatus)? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -61,7 +61,7 @@ extension Engine {
         var partial: [String: Int] = [:]
         var fileReasons: [String: String] = [:]
         for id in nodes.reversed() {
-            let forced = options.recomputeAll || options.force.contains(id)
+            let forced = options.recomputeAll || self.forced[id] != nil
             let recipe = self.recipe(id)!
             var ranFrames: Set<Int>?
             switch role(id) {
@@ -112,7 +112,7 @@ extension Engine {
         for id in toRun {
             let reason: String
             if options.recomputeAll { reason = "forced (--no-cache)" }
-            else if options.force.contains(id) { reason = "forced (--force \(id))" }
+            else if let why = self.forced[id] { reason = why }
             else if let r = recipe(id)!.change(from: previous[id], rerunInputs: running) { reason = r }
             else if let r = fileReasons[id] { reason = r }
             else if let k = partial[id] { reason = "\(k) of \(all.count) frames not in the cache" }
@@ -150,7 +150,7 @@ extension Engine {
 
     /// How many frames a source yields, computing (and caching) its static part when needed.
     func frameCount(_ id: String) throws -> Int {
-        if !options.recomputeAll && !options.force.contains(id),
+        if !options.recomputeAll && forced[id] == nil,
            let outs = try staticOutputs(id), let n = outs[Engine.frameCountKey]?.number {
             return Int(n)
         }

@@ -89,17 +89,27 @@ extension Engine {
                 st.summary.histories[stage.name] = s.history
             }
             refreshRecipes()
+            // The trained result is cached already; a file that cannot be written is named with
+            // the stage and setting that asked for it.
+            func writing(_ key: String, _ body: () throws -> Void) throws {
+                do { try body() } catch {
+                    let why = (error as? CacheError)?.message ?? "\(error)"
+                    throw RunError("stage \"\(stage.name)\", \(key) (\(stage.path).optimize.\(key)): \(why); "
+                                   + "the trained parameters are cached, so pointing \(key) elsewhere and running again only writes the file")
+                }
+            }
             if let path = settings.history {
                 let url = Params.resolve(path, against: graph.directory)
-                try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try Data(s.history.csv.utf8).write(to: url, options: .atomic)
+                try writing("history") { try POSIXFile.writeFile(Data(s.history.csv.utf8), to: url.path) }
             }
             if let path = settings.export {
                 let dir = Params.resolve(path, against: graph.directory)
-                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-                for id in settings.train {
-                    let groups = (s.parameters[id] ?? [:]).sorted { $0.key < $1.key }
-                    try NPZ.write(groups.map { ($0.key, $0.value) }, to: dir.appendingPathComponent("\(id).npz"))
+                try writing("export") {
+                    for id in settings.train {
+                        let groups = (s.parameters[id] ?? [:]).sorted { $0.key < $1.key }
+                        try POSIXFile.writeFile(try NPZ.data(groups.map { ($0.key, $0.value) }),
+                                                to: dir.appendingPathComponent("\(id).npz").path)
+                    }
                 }
             }
         }

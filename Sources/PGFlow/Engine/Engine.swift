@@ -22,6 +22,9 @@ public final class Engine: Sendable {
     let roles: [String: NodeRole]
     /// Recipes of the previous run of this graph with this cache, for `--explain`.
     let previous: [String: Recipe]
+    /// Nodes to recompute though cached → why: the `--force` nodes and everything downstream of
+    /// them (a forced node's new result would otherwise be ignored by a cached consumer).
+    let forced: [String: String]
     /// Plugin workers, started on first use and stopped when `run` returns.
     let plugins: PluginHost
     let state = Mutex(EngineState())
@@ -66,6 +69,18 @@ public final class Engine: Sendable {
         self.roles = graph.roles(catalog) ?? [:]
         self.ingredients = try Engine.gatherIngredients(graph, catalog, self.operators, order, files)
         self.previous = RunRecord.load(cacheDirectory, graph: graph)
+        var forced: [String: String] = [:]
+        for f in options.force.sorted() {
+            forced[f] = "forced (--force \(f))"
+            var frontier = [f]
+            while let id = frontier.popLast() {
+                for d in graph.downstream(of: id) where forced[d] == nil {
+                    forced[d] = "forced: downstream of --force \(f)"
+                    frontier.append(d)
+                }
+            }
+        }
+        self.forced = forced
         let logs = cacheDirectory.appendingPathComponent("logs")
         self.plugins = PluginHost(catalog: catalog.plugins,
                                   python: PluginHost.defaultPython(catalogDirectory: catalog.directory,
@@ -236,8 +251,12 @@ public final class Engine: Sendable {
     /// A static target's value after the run (per-frame targets live in the cache by frame).
     func targetValue(_ t: Target) throws -> Value? {
         let r = role(t.node)
-        guard r == .staticNode || r == .sink else { return nil }
-        guard let outs = try staticOutputs(t.node) else { return nil }
+        guard r == .staticNode || r == .sink || r == .source else { return nil }
+        // A source's static outputs (VideoSource.meta) sit beside its frame count.
+        guard var outs = try staticOutputs(t.node) else { return nil }
+        outs[Engine.frameCountKey] = nil
+        if r == .source, case .port(let p) = t, spec(t.node).output(p.port)?.rate != .staticRate { return nil }
+        if outs.isEmpty { return nil }
         switch t {
         case .node: return outs.count == 1 ? outs.first!.value : .record(outs)
         case .port(let p): return outs[p.port]

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Everything a node's result depends on, hashed into its cache key (DESIGN §3).
+/// Everything a node's result depends on, hashed into its cache key (docs/DESIGN.md §3).
 ///
 /// A recipe is Merkle-style: it folds in the recipes of the nodes feeding it, so a node's key is
 /// known before anything runs and changes exactly when something upstream changes. A per-frame

@@ -73,7 +73,7 @@ extension Graph {
             if let raw = document.root["nodes"]?[node.id]?["params"]?[param]?.string, raw.hasPrefix("$"),
                !raw.hasPrefix("$$"), !raw.contains("/"), raw.count > 1 {
                 let name = raw.dropFirst().trimmingCharacters(in: CharacterSet(charactersIn: "{}"))
-                hint = " (from var \"\(name)\"; --set \(name)=PATH names another)"
+                hint = " (from var \"\(name)\"; --set \(name)=PATH names another, relative to the current folder)"
             }
             let at = "\(node.path).params.\(param)"
             return Diagnostic(file: document.file, path: at, location: document.location(at),

@@ -6,7 +6,9 @@ extension Graph {
     public static func load(_ url: URL, catalog: Catalog, overrides: [(String, String)] = []) throws -> Graph {
         let doc = try JSONDocument.load(url)
         var loader = GraphLoader(doc: doc, url: url, overrides: overrides)
-        let graph = loader.read()
+        var graph = loader.read()
+        graph?.anchorCommandLinePaths(catalog, overridden: Set(overrides.map(\.0)),
+                                      currentDirectory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
         var problems = doc.duplicateKeys + loader.problems
         if let graph { problems += graph.validate(catalog) }
         if !problems.isEmpty {
@@ -80,7 +82,8 @@ struct GraphLoader {
         }
         for (name, text) in overrides {
             // `--set n=42` means the number 42, `--set p=hello` the string "hello".
-            let value = (try? JSONDocument.parse(Data(text.utf8), file: "--set").root) ?? .string(text)
+            // `--set p=null` drops an optional param (json-c returns no object for a bare null).
+            let value = text == "null" ? .null : (try? JSONDocument.parse(Data(text.utf8), file: "--set").root) ?? .string(text)
             if let i = vars.firstIndex(where: { $0.name == name }) {
                 vars[i].value = value
             } else {
