@@ -19,13 +19,14 @@ let repositoryNodes = URL(fileURLWithPath: #filePath).deletingLastPathComponent(
 struct Result { var status: Int32; var out: String; var err: String }
 
 /// Runs pgflow the way a user does; stdin is closed, so it is never a terminal.
-func pgflow(_ args: [String], in dir: URL) throws -> Result {
+func pgflow(_ args: [String], in dir: URL, environment: [String: String] = [:]) throws -> Result {
     let p = Process()
     p.executableURL = pgflowBinary
     p.arguments = args
     p.currentDirectoryURL = dir
     var env = ProcessInfo.processInfo.environment
     env["PGFLOW_NODES"] = repositoryNodes.path
+    env.merge(environment) { _, new in new }
     p.environment = env
     let out = Pipe(), err = Pipe()
     p.standardOutput = out

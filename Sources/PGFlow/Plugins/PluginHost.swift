@@ -141,7 +141,10 @@ public final class PluginHost: Sendable {
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         let argv = try resolveArgv(m)
         let log = self.log
-        return try PluginWorker(m, argv: argv, scratch: scratch, threads: threads, log: { log(m.name, $0) })
+        let started = Date()
+        let worker = try PluginWorker(m, argv: argv, scratch: scratch, threads: threads, log: { log(m.name, $0) })
+        log(m.name, "pgflow: worker started (pid \(worker.pid), ready in \(String(format: "%.2f", Date().timeIntervalSince(started))) s)")
+        return worker
     }
 
     /// `$python` → the environment's interpreter; a file of the plugin's folder → its absolute

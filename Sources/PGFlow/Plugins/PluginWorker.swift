@@ -26,6 +26,7 @@ final class PluginWorker: @unchecked Sendable {
     private var pending = [UInt8]()
     private let stderrTail: StderrTail
     private(set) var alive = true
+    var pid: Int32 { process.processIdentifier }
 
     /// Starts the worker and completes the handshake.
     init(_ manifest: PluginManifest, argv: [String], scratch: URL, threads: Int, log: @escaping @Sendable (String) -> Void) throws {
