@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import PGFlow
 import PGMedia
@@ -66,37 +65,10 @@ public struct Encoder: FrameSink {
             writer.cancel()
             throw error
         }
-        let digest = try Self.sha256(of: writer.url, folder: writer.codec == .png)
+        // Hashed the way the cache checks written outputs (a folder file by file), so an unchanged
+        // PNG folder is recognised as unchanged on the next run.
+        let digest: String
+        do { digest = try FileDigest.contentDigest(of: writer.url) } catch { throw OperatorError("\(error)") }
         return ["file": .record(["path": .string(writer.url.path), "sha256": .string(digest)])]
-    }
-
-    /// SHA-256 of a file's bytes, hex. For a PNG folder: of every file in name order, each as
-    /// its name, a zero byte, its size as 8 little-endian bytes, then its bytes.
-    static func sha256(of url: URL, folder: Bool) throws -> String {
-        var hasher = SHA256()
-        func feed(_ file: URL) throws {
-            guard let handle = FileHandle(forReadingAtPath: file.path) else {
-                throw MediaError(.fileNotFound, path: file.path, "Cannot read '\(file.path)' to hash it: it disappeared after writing")
-            }
-            defer { try? handle.close() }
-            while true {
-                let chunk = handle.readData(ofLength: 1 << 20)
-                if chunk.isEmpty { break }
-                hasher.update(data: chunk)
-            }
-        }
-        if folder {
-            let names = try FileManager.default.contentsOfDirectory(atPath: url.path).filter { !$0.hasPrefix(".") }.sorted()
-            for name in names {
-                let file = url.appendingPathComponent(name)
-                let size = (try FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)?.uint64Value ?? 0
-                hasher.update(data: Data(name.utf8) + [0])
-                withUnsafeBytes(of: size.littleEndian) { hasher.update(bufferPointer: $0) }
-                try feed(file)
-            }
-        } else {
-            try feed(url)
-        }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
 }

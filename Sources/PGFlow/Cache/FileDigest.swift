@@ -124,6 +124,23 @@ public final class FileDigest: Sendable {
     }
 
     private func folderDigest(_ path: String) throws -> String {
+        try Self.folderDigest(path) { try fileDigest($0, $1) }
+    }
+
+    /// The content hash pgflow gives a file or folder, computed afresh (no memo): what a node that
+    /// has just written an output records, so the cache's later check of that output agrees.
+    public static func contentDigest(of url: URL) throws -> String {
+        let path = url.standardizedFileURL.resolvingSymlinksInPath().path
+        guard let status = FileStatus(path: path) else {
+            throw CacheError(.io, "Cannot hash \(url.path): there is no such file or folder.", path: url.path)
+        }
+        return status.isDirectory ? try folderDigest(path) { p, _ in try sha256Hex(ofFile: URL(fileURLWithPath: p)) }
+            : try sha256Hex(ofFile: URL(fileURLWithPath: path))
+    }
+
+    /// Every regular file below `path` (hidden names skipped) in byte order of their relative
+    /// names, each as its name and its content hash.
+    private static func folderDigest(_ path: String, _ fileDigest: (String, FileStatus) throws -> String) throws -> String {
         let subpaths: [String]
         do { subpaths = try FileManager.default.subpathsOfDirectory(atPath: path) } catch {
             throw CacheError(.io, "Cannot list the folder \(path): \(error.localizedDescription).", path: path)
