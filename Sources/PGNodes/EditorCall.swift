@@ -49,81 +49,64 @@ public struct EditorCall: Operator {
             return ["image": .tensor(try BuiltinEditors.edit(plugin, image: image, params: params))]
         }
         let t = frame ?? 0
-        var files: [(key: String, value: JSON)] = []
-        for port in ["image", "source", "mask"] {
+        var files: [(port: String, bytes: Data)] = [("image", image.npyDataHWC())]
+        for port in ["source", "mask"] {
             guard let tensor = inputs[port]?.tensor else { continue }
-            let url = try host.scratchFile("\(port)")
-            try ImageFile.write(tensor, to: url)
-            files.append((key: port, value: .string(url.path)))
-        }
-        let output = try host.scratchFile("edited")
-        defer {
-            for (_, v) in files { try? FileManager.default.removeItem(atPath: v.string!) }
-            try? FileManager.default.removeItem(at: output)
+            // Per-frame editing feeds the same frame as image and source: encode it once.
+            files.append((port, port == "source" && tensor == image ? files[0].bytes : tensor.npyDataHWC()))
         }
         var request: [(key: String, value: JSON)] = [
             ("op", .string("edit")), ("frame", .int(Int64(t))), ("seed", .int(Int64(Self.frameSeed(seed, frame: t)))),
             ("params", .object(params.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) })),
-            ("inputs", .object(files)), ("output", .string(output.path)),
         ]
         // Boxes are [x0, y0, x1, y1] as a list of numbers (Tracker's head_box) or a tensor.
         if let box = inputs["box"] {
             let numbers = box.list?.compactMap(\.number) ?? box.tensor?.scalars.map(Double.init) ?? []
             request.append(("box", .array(numbers.map { .double($0) })))
         }
-        let reply = try host.call(plugin, request, what: "the edit of frame \(t)")
-        let written = reply["output"]?.string.map { URL(fileURLWithPath: $0) } ?? output
-        do {
-            return ["image": .tensor(try ImageFile.read(written, height: h, width: w))]
-        } catch let e as OperatorError {
-            throw OperatorError("plugin \"\(plugin)\": \(e.message)")
+        let edited = try host.call(plugin, request, files: files, what: "the edit of frame \(t)") { _, output in
+            do {
+                return try ImageFile.read(output, height: h, width: w)
+            } catch let e as OperatorError {
+                throw OperatorError("plugin \"\(plugin)\": \(e.message)")
+            }
         }
+        return ["image": .tensor(edited)]
     }
 }
 
-/// Images as the plugin protocol carries them: `.npy` float32 `[H, W, C]` (NumPy's layout, so a
-/// plugin needs no transpose), written and read without loss.
+/// An editor's answer as the plugin protocol carries it: `.npy` float32 `[H, W, 3]` (NumPy's
+/// layout, so a plugin needs no transpose), read without loss.
 enum ImageFile {
-    static func write(_ image: Tensor, to url: URL) throws {
-        let (c, h, w) = (image.shape[0], image.shape[1], image.shape[2])
-        var hwc = [Float](repeating: 0, count: image.count)
-        image.withUnsafeBufferPointer { src in
-            hwc.withUnsafeMutableBufferPointer { dst in
-                for ch in 0..<c { for i in 0..<(h * w) { dst[i * c + ch] = src[ch * h * w + i] } }
-            }
-        }
-        do { try Tensor(shape: [h, w, c], scalars: hwc).npyData().write(to: url) } catch {
-            throw OperatorError("cannot write the image for the plugin to \(url.path): \(error.localizedDescription)")
-        }
-    }
-
     /// Reads an editor's answer: `[H, W, 3]` at the input's size, finite; values just outside
     /// 0…1 are clamped.
     static func read(_ url: URL, height h: Int, width w: Int) throws -> Tensor {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw OperatorError("it reported success but wrote no output file \(url.path) (expected .npy float32 [\(h), \(w), 3])")
         }
-        let t: Tensor
-        do { t = try Tensor(npyFile: url) } catch {
-            throw OperatorError("its output \(url.path) is not a readable .npy array: \(error)")
+        let data: Data
+        do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
+            throw OperatorError("its output \(url.path) cannot be read: \(error.localizedDescription)")
         }
-        guard t.shape == [h, w, 3] else {
-            throw OperatorError("its output has shape \(t.shape), expected [\(h), \(w), 3] (the input image's size, RGB)")
+        if data.starts(with: PluginHost.staleOutputMarker) {
+            throw OperatorError("it reported success but wrote no output file \(url.path) (expected .npy float32 [\(h), \(w), 3])")
         }
-        var chw = [Float](repeating: 0, count: t.count)
+        var t: Tensor
+        do { t = try Tensor(npyHWC: data) } catch {
+            throw OperatorError("its output \(url.path) is not a readable .npy image: \(error)")
+        }
+        guard t.shape == [3, h, w] else {
+            let got = t.shape.count == 3 ? [t.shape[1], t.shape[2], t.shape[0]] : t.shape
+            throw OperatorError("its output has shape \(got), expected [\(h), \(w), 3] (the input image's size, RGB)")
+        }
         var bad = 0
-        t.withUnsafeBufferPointer { src in
-            chw.withUnsafeMutableBufferPointer { dst in
-                for i in 0..<(h * w) {
-                    for ch in 0..<3 {
-                        let v = src[i * 3 + ch]
-                        if !v.isFinite { bad += 1; continue }
-                        dst[ch * h * w + i] = min(max(v, 0), 1)
-                    }
-                }
+        t.withUnsafeMutableBufferPointer { v in
+            for i in v.indices {
+                let x = v[i]
+                if !x.isFinite { bad += 1 } else if x < 0 { v[i] = 0 } else if x > 1 { v[i] = 1 }
             }
         }
         if bad > 0 { throw OperatorError("its output holds \(bad) NaN or infinite values (expected finite values in 0…1)") }
-        return Tensor(shape: [3, h, w], scalars: chw)
+        return t
     }
 }

@@ -8,8 +8,10 @@ case "splat":
     SplatBench.run(Array(arguments.dropFirst()))
 case "conv":
     ConvBench.run(Array(arguments.dropFirst()))
+case "editor":
+    EditorBench.run(Array(arguments.dropFirst()))
 default:
-    print("usage: pgbench <splat|conv>")
+    print("usage: pgbench <splat|conv|editor>")
     print("  splat [--quick] [--runs N] [--count 10000,50000] [--size 256] [--channels 32] [--threads 1,2]")
     print("        Splat forward and forward+backward on a head-sized cloud")
     print("  conv  [--quick] [--runs N] [--sizes 256,512] [--threads 1,2] [--layers]")

@@ -34,6 +34,7 @@ struct ExampleRun {
 
     static let table: [String: ExampleRun] = [
         "transcode.json": ExampleRun(needsClip: true),
+        "edit-frames.json": ExampleRun(vars: [("size", "128"), ("frames", "4")], needsClip: true, dedicated: true),
         "make-sample.json": ExampleRun(vars: [("size", "64"), ("frames", "10")]),
         "reconstruct.json": ExampleRun(vars: [("size", "64"), ("uv", "32"), ("steps", "6")], before: ["make-sample.json"],
                                        dedicated: true),   // ReconstructPipelineTests
@@ -94,6 +95,24 @@ func transcodeKeepsEveryFrameAndTheFrameRate() throws {
         #expect(written.frameCount == source.frameCount && written.frameCount == 72)
         #expect(abs(written.fps - source.fps) < 1e-6)
         #expect(written.width == 256 && written.height == 256)
+    }
+}
+
+/// The plugin environment Scripts/setup-plugins.sh makes (style, opencv; --full adds ip2p).
+let pluginEnvironment = FileManager.default.isExecutableFile(atPath: repositoryRoot.appendingPathComponent(".venv/bin/python3").path)
+
+/// edit-frames.json: per-frame style transfer of the real clip, the baseline PortraitGen improves
+/// on. Every frame is edited and encoded, and the report measures how much it flickers.
+@Test(.enabled(if: sampleClipPresent && pluginEnvironment, "needs data/single_face.mp4 and the plugin environment (bash Scripts/setup-plugins.sh)"))
+func editFramesStylisesEveryFrameAndMeasuresFlicker() throws {
+    try runExample("edit-frames.json") { s in
+        let path = try #require(s.outputs.first { $0.target == "enc.file" }?.value["path"]?.string)
+        let written = try VideoReader(URL(fileURLWithPath: path)).info
+        #expect(written.frameCount == 4 && written.width == 128)
+        let metrics = try #require(s.outputs.first { $0.target == "metrics.metrics" }?.value.record)
+        // Style transfer changes the picture a lot and, frame by frame, adds flicker.
+        #expect((metrics["psnr"]?.number ?? 99) < 20, "\(metrics)")
+        #expect((metrics["relative_flicker"]?.number ?? 0) > 1, "\(metrics)")
     }
 }
 
