@@ -49,8 +49,10 @@ let package = Package(
             "PGFlow", "PGTensor", "PGKernels", "PGMedia",
             .product(name: "Crypto", package: "swift-crypto"),   // Encoder's File.sha256
         ]),
+        // Run reports: what a graph's runs left in the cache and its output files, as one HTML page.
+        .target(name: "PGReport", dependencies: ["PGFlow", "PGNodes", "PGMedia", "PGTensor"]),
         .executableTarget(name: "pgflow", dependencies: [
-            "PGNodes", "PGFlow", "PGTensor", "PGKernels", "PGMedia",
+            "PGNodes", "PGFlow", "PGTensor", "PGKernels", "PGMedia", "PGReport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmarks that print tables (release build): `swift run -c release pgbench splat`.
@@ -65,6 +67,7 @@ let package = Package(
                     exclude: ["Fixtures"]),   // read in place through #filePath
         .testTarget(name: "GraphsTests", dependencies: ["PGNodes", "PGFlow", "PGMedia"]),
         .testTarget(name: "CLITests", dependencies: ["PGMedia", "PGTensor"]),
+        .testTarget(name: "PGReportTests", dependencies: ["PGReport", "PGFlow", "PGNodes", "PGMedia", "PGTensor"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -14,6 +14,7 @@ swift build -c release --product pgflow
 pgflow=.build/release/pgflow
 "$pgflow" exec Graphs/make-sample.json
 "$pgflow" exec Graphs/reconstruct.json "$@"
+"$pgflow" report Graphs/reconstruct.json   # one HTML page: loss curves, metrics, frames, the graph
 # Per-frame 2D editing of the real clip with the style plugin (the baseline PortraitGen improves on).
 if [ -f data/single_face.mp4 ]; then "$pgflow" exec Graphs/edit-frames.json --set size=256; fi
 echo
@@ -21,6 +22,7 @@ echo "The sample:         Graphs/out/sample.mp4 (matte sample_matte.mp4, trackin
 echo "The reconstruction: Graphs/out/reconstruction.mp4, side by side with the sample: Graphs/out/comparison.mp4"
 echo "The trained avatar: Graphs/out/avatar.ply (3DGS point cloud with the neural features as f_feat_*)"
 echo "Held-out metrics:   Graphs/out/report.json; loss history: Graphs/out/reconstruct-loss.csv; weights: Graphs/out/weights/"
+echo "The run report:     Graphs/out/reconstruct-report.html (open it in a browser)"
 if [ -f Graphs/out/edit-frames.mp4 ]; then
   echo "Per-frame style edit: Graphs/out/edit-frames.mp4, side by side: Graphs/out/edit-frames-comparison.mp4"
 fi

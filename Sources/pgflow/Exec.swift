@@ -57,20 +57,36 @@ struct Exec: ParsableCommand {
             let cacheDir = cacheDirectory.map { URL(fileURLWithPath: $0) } ?? defaultCacheDirectory(for: graph.file)
             let display: any ProgressDisplay = events ?? (isatty(2) == 1 ? LiveDisplay() as any ProgressDisplay : LogLines())
             let interrupt = Interrupt.install()
+            // How long each node took, for the run log `pgflow report` shows.
+            let nodeSeconds = Mutex<[String: Double]>([:])
             let engine = try Engine(graph: graph, catalog: catalog, operators: Registry.operators,
                                     cacheDirectory: cacheDir,
                                     options: RunOptions(until: until, recomputeAll: noCache, force: Set(force),
                                                         threads: threads ?? ProcessInfo.processInfo.activeProcessorCount),
-                                    events: { display.handle($0) },
+                                    events: { event in
+                                        display.handle(event)
+                                        if case .finished(let node, _, let seconds, _) = event {
+                                            nodeSeconds.withLock { $0[node, default: 0] += seconds }
+                                        }
+                                    },
                                     cancelled: { interrupt.requested })
+            let started = Date()
+            func log(exit: Int32) {
+                RunLog(command: CommandLine.arguments.enumerated().map { $0 == 0 ? "pgflow" : $1 },
+                       directory: FileManager.default.currentDirectoryPath, started: started,
+                       seconds: Date().timeIntervalSince(started), exit: exit,
+                       nodeSeconds: nodeSeconds.withLock { $0 }).save(cacheDir, graph: graph)
+            }
             let summary: RunSummary
             do {
                 summary = try engine.run()
             } catch {
                 display.finish()
+                log(exit: interrupt.requested || error is CancellationError ? 130 : (error is RequestError ? 2 : 1))
                 if interrupt.requested { throw CancellationError() }
                 throw error
             }
+            log(exit: interrupt.requested ? 130 : 0)
             display.finish()
             // Ctrl-C that came too late to stop anything still means the user asked to stop.
             if interrupt.requested { throw CancellationError() }

@@ -25,7 +25,7 @@ struct PGFlowCommand: ParsableCommand {
         invalid, 130 interrupted (finished results stay cached).
         """),
         version: "pgflow \(PGFlowVersion.string)",
-        subcommands: [Exec.self, Validate.self, Grad.self, NodesCommand.self, PluginsCommand.self, Dot.self, CacheCommand.self, Model.self])
+        subcommands: [Exec.self, Validate.self, Grad.self, ReportCommand.self, NodesCommand.self, PluginsCommand.self, Dot.self, CacheCommand.self, Model.self])
 }
 
 /// Options every graph-reading command shares.

@@ -144,3 +144,19 @@ import Testing
         #expect(try pgflow(["nodes", "splat"], in: ws.root).out.hasPrefix("Splat"))
     }
 }
+
+/// `pgflow report` after `pgflow exec`: one page with the exact command, and the JSON beside it.
+@Suite struct ReportCLITests {
+    @Test func reportAfterExecShowsTheCommandAndWritesTheJSON() throws {
+        let ws = try Workspace(frames: 3)
+        defer { ws.remove() }
+        #expect(try pgflow(["exec", "graph.json", "--set", "crf=20"], in: ws.root).status == 0)
+        let r = try pgflow(["report", "graph.json", "-o", "r/page.html"], in: ws.root)
+        #expect(r.status == 0 && r.out.contains("wrote") && r.out.contains("page.json"), "\(r.out) \(r.err)")
+        let page = try String(contentsOf: ws.root.appendingPathComponent("r/page.html"), encoding: .utf8)
+        #expect(page.contains("pgflow exec graph.json --set crf=20") && page.contains("<svg"), "the command and the graph")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: ws.root.appendingPathComponent("r/page.json"))) as? [String: Any]
+        #expect(json?["command"] as? String == "pgflow exec graph.json --set crf=20")
+        #expect((json?["nodes"] as? [[String: Any]])?.count == 2)
+    }
+}

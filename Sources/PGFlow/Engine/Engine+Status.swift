@@ -19,7 +19,10 @@ extension Engine {
             guard problems.isEmpty else { break }
             let key = stageRecipe(o, loss: settings.loss, after: previous).key
             out["stage:" + stage.name] = store.contains(CacheKey(hex: key)!) ? .cached : .willRun
-            state.withLock { st in for id in settings.train { st.parameterStates[id] = key } }
+            state.withLock { st in
+                for id in settings.train { st.parameterStates[id] = key }
+                st.stageKeys[stage.name] = key
+            }
             previous = key
         }
         refreshRecipes()

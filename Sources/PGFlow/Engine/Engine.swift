@@ -42,6 +42,8 @@ public final class Engine: Sendable {
         var parameters: [String: [String: Tensor]] = [:]
         /// Nodes whose results this run produced or reused (their recipes go into the run record).
         var touched = Set<String>()
+        /// Optimize stage name → its key, as `status()` worked them out in order.
+        var stageKeys: [String: String] = [:]
     }
 
     struct Ingredients: Sendable {
