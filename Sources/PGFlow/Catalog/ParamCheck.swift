@@ -1,5 +1,23 @@
 /// Checks one param value against its spec; returns what is wrong, or nil.
 enum ParamCheck {
+    /// Every problem with a set of given params (a node's, or a plugin's inside a node): unknown
+    /// names with a "did you mean", values that do not fit. `owner` names who has the params in
+    /// "X has no param …"; `subject` names one param in "… should be …" messages.
+    static func problems(_ given: [(key: String, value: JSON)], _ specs: [ParamSpec], owner: String,
+                         subject: (String) -> String) -> [(name: String, atKey: Bool, message: String)] {
+        var out: [(String, Bool, String)] = []
+        for (name, value) in given {
+            guard let p = specs.first(where: { $0.name == name }) else {
+                out.append((name, true, "\(owner) has no param \"\(name)\"" + Suggest.hint(name, specs.map(\.name))
+                            + (specs.isEmpty ? "" : " (params: \(specs.map(\.name).joined(separator: ", ")))")))
+                continue
+            }
+            if value == .null && !p.required { continue }
+            if let msg = check(value, against: p) { out.append((name, false, "\(subject(name)) \(msg)")) }
+        }
+        return out
+    }
+
     static func check(_ v: JSON, against spec: ParamSpec) -> String? {
         func range(_ d: Double) -> String? {
             if let lo = spec.min, d < lo { return "is \(fmt(d)), below the minimum \(fmt(lo))" }

@@ -29,18 +29,9 @@ extension Graph {
                 continue
             }
             let members = given?.objectMembers ?? []
-            for (key, value) in members {
-                let path = "\(paramsAt).\(key)"
-                guard let ps = manifest.param(key) else {
-                    problem(path, "plugin \"\(name)\" has no param \"\(key)\"" + Suggest.hint(key, manifest.params.map(\.name))
-                            + (manifest.params.isEmpty ? "" : " (params: \(manifest.params.map(\.name).joined(separator: ", ")))"),
-                            atKey: true)
-                    continue
-                }
-                if value == .null && !ps.required { continue }
-                if let msg = ParamCheck.check(value, against: ps) {
-                    problem(path, "param \"\(key)\" of plugin \"\(name)\" (node \"\(node.id)\") \(msg)")
-                }
+            for (key, atKey, message) in ParamCheck.problems(members, manifest.params, owner: "plugin \"\(name)\"",
+                                                             subject: { "param \"\($0)\" of plugin \"\(name)\" (node \"\(node.id)\")" }) {
+                problem("\(paramsAt).\(key)", message, atKey: atKey)
             }
             for ps in manifest.params where ps.required && !members.contains(where: { $0.0 == ps.name }) {
                 problem(paramsAt.replacingOccurrences(of: ".params.params", with: ".params"),

@@ -17,18 +17,9 @@ extension Graph {
                 continue
             }
             // Params
-            for (name, value) in n.params {
-                let path = "\(n.path).params.\(name)"
-                guard let p = spec.param(name) else {
-                    problem(path, "\(n.type) has no param \"\(name)\"" + Suggest.hint(name, spec.params.map(\.name))
-                            + (spec.params.isEmpty ? "" : " (params: \(spec.params.map(\.name).joined(separator: ", ")))"),
-                            atKey: true)
-                    continue
-                }
-                if value == .null && !p.required { continue }
-                if let msg = ParamCheck.check(value, against: p) {
-                    problem(path, "param \"\(name)\" of node \"\(n.id)\" (\(n.type)) \(msg)")
-                }
+            for (name, atKey, message) in ParamCheck.problems(n.params.map { (key: $0.name, value: $0.value) }, spec.params, owner: n.type,
+                                                              subject: { "param \"\($0)\" of node \"\(n.id)\" (\(n.type))" }) {
+                problem("\(n.path).params.\(name)", message, atKey: atKey)
             }
             for p in spec.params where p.required && n.param(p.name) == nil {
                 problem(n.path, "node \"\(n.id)\" (\(n.type)) is missing the required param \"\(p.name)\" (\(p.kind.rawValue)\(p.doc.isEmpty ? "" : ": " + p.doc))")
