@@ -203,7 +203,7 @@ public enum ReportBuilder {
         let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
             .first { $0.hasPrefix("model name") }.map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown CPU"
         let memory = Double(ProcessInfo.processInfo.physicalMemory) / Double(1 << 30)
-        return "\(text(u.sysname)) \(text(u.release)) \(text(u.machine)), \(cpu ?? "unknown CPU"), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(String(format: "%.0f", memory)) GiB"
+        return "\(text(u.sysname)) \(text(u.release)) \(text(u.machine)), \(cpu), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(String(format: "%.0f", memory)) GiB"
     }
 
     static func shellQuoted(_ s: String) -> String {

@@ -73,7 +73,11 @@ func loadCatalog(_ explicit: String?) throws -> Catalog {
     }
     // Extra plugin folders (tests, a user's own plugins): $PGFLOW_PLUGIN_PATH, colon-separated.
     let extra = (ProcessInfo.processInfo.environment["PGFLOW_PLUGIN_PATH"] ?? "").split(separator: ":").map { URL(fileURLWithPath: String($0)) }
-    return try Catalog.load(dir, pluginFolders: extra)
+    let catalog = try Catalog.load(dir, pluginFolders: extra)
+    // The catalog and this build must agree before any graph is judged by the catalog.
+    let mismatches = catalog.implementationProblems(Registry.operators)
+    if !mismatches.isEmpty { throw PGFlow.ValidationError(mismatches) }
+    return catalog
 }
 
 /// The binary itself, links resolved: argv[0] is only a name when pgflow is found on PATH.

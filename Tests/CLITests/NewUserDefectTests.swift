@@ -160,3 +160,18 @@ import Testing
         #expect((json?["nodes"] as? [[String: Any]])?.count == 2)
     }
 }
+
+/// Issue 16: an Encoder writing a PNG folder re-ran on every exec ("output file was changed"),
+/// because it and the cache hashed folders two different ways.
+@Test func anEncodersPNGFolderIsReusedOnTheNextRun() throws {
+    let ws = try Workspace(frames: 3)
+    defer { ws.remove() }
+    try ws.write("png.json", """
+    {"pgflow": 1, "nodes": {"src": {"type": "VideoSource", "params": {"path": "frames"}},
+      "enc": {"type": "Encoder", "in": {"frames": "src.frames"}, "params": {"path": "out/pngs", "codec": "png"}}},
+     "outputs": ["enc.file"]}
+    """)
+    #expect(try pgflow(["exec", "png.json"], in: ws.root).status == 0)
+    let again = try pgflow(["exec", "png.json", "--explain"], in: ws.root)
+    #expect(again.out.contains("all cached") && again.out.contains("enc: cached"), "\(again.out)")
+}

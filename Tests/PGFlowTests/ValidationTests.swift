@@ -103,4 +103,13 @@ struct ValidationTests {
         #expect(found.contains { $0.contains("--set nope=…: the graph has no var \"nope\"") })
         #expect(found.contains { $0.contains("stages[0].run[1]") && $0.contains("names no node \"ghost\"") })
     }
+
+    @Test func twoStagesWithOneNameAreRefused() throws {
+        let text = """
+        {"pgflow": 1, "nodes": {"src": {"type": "Ramp", "params": {"count": 3}}, "t": {"type": "Total", "in": {"in": "src.out"}}},
+         "stages": [{"name": "all", "run": ["t"]}, {"name": "all", "run": ["t"]}]}
+        """
+        let found = try problems(text).map(\.description)
+        #expect(found.contains { $0.contains("stages[1].name: stage name \"all\" is already used by stages[0]") }, "\(found)")
+    }
 }

@@ -31,3 +31,16 @@ let shippedCatalog = repositoryRoot.appendingPathComponent("Nodes")
         for p in spec.params { #expect(!p.doc.isEmpty, "\(type).\(p.name) has no doc") }
     }
 }
+
+/// A port marked differentiable on a node with no backward pass would train with zero gradient
+/// silently: the catalog is checked against the implementations when pgflow loads it.
+@Test func theCatalogAndTheImplementationsAgreeOnGradientsAndParameters() throws {
+    let catalog = try Catalog.load(shippedCatalog)
+    #expect(catalog.implementationProblems(Registry.operators).isEmpty, "\(catalog.implementationProblems(Registry.operators))")
+    var encoder = catalog["Encoder"]!
+    encoder.inputs[0].differentiable = true
+    encoder.trainable = true
+    let wrong = Catalog(specs: [encoder]).implementationProblems(Registry.operators).map(\.message)
+    #expect(wrong.contains { $0.contains("Encoder: ports frames are marked differentiable, but its implementation has no backward pass") }, "\(wrong)")
+    #expect(wrong.contains { $0.contains("Encoder is marked trainable, but its implementation owns no parameters") }, "\(wrong)")
+}

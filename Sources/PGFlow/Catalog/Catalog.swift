@@ -139,3 +139,30 @@ struct SpecReader {
         return spec
     }
 }
+
+extension Catalog {
+    /// Where the catalog promises what an implementation cannot do: a differentiable port on a
+    /// node whose Swift type has no VJP (it would train with zero gradient, silently), a trainable
+    /// node whose type owns no parameters, a type with no implementation at all.
+    public func implementationProblems(_ operators: [any Operator.Type]) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        for type in types {
+            let spec = self[type]!
+            guard let op = operators.first(where: { $0.type == type }) else {
+                out.append(Diagnostic(file: spec.file, path: "type", location: nil,
+                                      message: "\(type): this build of pgflow has no implementation of it"))
+                continue
+            }
+            if spec.differentiable && !(op is any Differentiable.Type) {
+                let ports = (spec.inputs + spec.outputs).filter(\.differentiable).map(\.name).joined(separator: ", ")
+                out.append(Diagnostic(file: spec.file, path: "", location: nil,
+                                      message: "\(type): ports \(ports) are marked differentiable, but its implementation has no backward pass (not Differentiable)"))
+            }
+            if spec.trainable && !(op is any Trainable.Type) {
+                out.append(Diagnostic(file: spec.file, path: "trainable", location: nil,
+                                      message: "\(type) is marked trainable, but its implementation owns no parameters (not Trainable)"))
+            }
+        }
+        return out
+    }
+}

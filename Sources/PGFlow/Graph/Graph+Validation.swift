@@ -70,7 +70,14 @@ extension Graph {
             }
         }
         for (i, t) in outputs.enumerated() { checkTarget(t, "outputs[\(i)]") }
+        var stageNames: [String: Int] = [:]
         for s in stages {
+            // Stages are cached and reported by name: two of one name would share results.
+            if let first = stageNames[s.name] {
+                problem("\(s.path).name", "stage name \"\(s.name)\" is already used by stages[\(first)]; give each stage its own name")
+            } else {
+                stageNames[s.name] = s.index
+            }
             switch s.kind {
             case .run(let targets):
                 if targets.isEmpty { problem("\(s.path).run", "stage \"\(s.name)\" runs nothing") }
