@@ -111,6 +111,7 @@ struct Exec: ParsableCommand {
                 if let why = s.ran[n.id] { print("\(n.id): ran because \(why)") }
                 else if s.cached.contains(n.id) { print("\(n.id): cached") }
                 else if s.notNeeded.contains(n.id) { print("\(n.id): not needed (what it feeds is cached)") }
+                else if s.recomputed.contains(n.id) { print("\(n.id): not stored (cache policy recompute): computed inside what reads it") }
             }
         }
         if json { return }

@@ -87,8 +87,8 @@ struct SpecReader {
 
     mutating func read() -> NodeSpec? {
         guard let root = doc.root.objectMembers else { problem("", "a catalog entry must be a JSON object"); return nil }
-        for (k, _) in root where !["type", "doc", "inputs", "outputs", "params", "trainable"].contains(k) {
-            problem(k, "unknown key \"\(k)\" (expected type, doc, inputs, outputs, params, trainable)")
+        for (k, _) in root where !["type", "doc", "inputs", "outputs", "params", "trainable", "cache"].contains(k) {
+            problem(k, "unknown key \"\(k)\" (expected type, doc, inputs, outputs, params, trainable, cache)")
         }
         guard let type = doc.root["type"]?.string, !type.isEmpty else { problem("type", "missing \"type\""); return nil }
         let inputs = ports("inputs", isInput: true)
@@ -97,8 +97,19 @@ struct SpecReader {
         for (name, v) in doc.root["params"]?.objectMembers ?? [] {
             if let p = param("params.\(name)", name, v) { params.append(p) }
         }
-        return NodeSpec(type: type, doc: doc.root["doc"]?.string ?? "", inputs: inputs, outputs: outputs,
-                        params: params, trainable: doc.root["trainable"]?.bool ?? false, file: doc.file)
+        var spec = NodeSpec(type: type, doc: doc.root["doc"]?.string ?? "", inputs: inputs, outputs: outputs,
+                            params: params, trainable: doc.root["trainable"]?.bool ?? false, file: doc.file)
+        if let c = doc.root["cache"] {
+            if let policy = c.string.flatMap(CachePolicy.init(rawValue:)) {
+                spec.cache = policy
+                if policy == .recompute && spec.role != .map {
+                    problem("cache", "only a map node (per-frame inputs and outputs) can be recomputed; a \(spec.role.rawValue) node's results are kept")
+                }
+            } else {
+                problem("cache", "cache must be \"persist\" or \"recompute\"")
+            }
+        }
+        return spec
     }
 
     mutating func ports(_ key: String, isInput: Bool) -> [PortSpec] {

@@ -49,6 +49,16 @@ public struct ParamSpec: Sendable, Equatable {
     public var required: Bool { defaultValue == nil && !optional }
 }
 
+/// Whether a node's per-frame results are kept in the on-disk cache (docs/DESIGN.md §9).
+public enum CachePolicy: String, Sendable, CaseIterable {
+    /// Stored in the cache: expensive or irreplaceable results (decoded frames, renders, edits).
+    case persist
+    /// Never stored: computed again, frame by frame, inside whatever consumes them. For cheap,
+    /// large per-frame values (splatted feature images, composites, posed Gaussians), which cost
+    /// more disk than they save time.
+    case recompute
+}
+
 /// How the scheduler calls a node, decided by its port rates (see `Operator`).
 public enum NodeRole: String, Sendable {
     case staticNode = "static", map, source, sink
@@ -64,6 +74,8 @@ public struct NodeSpec: Sendable {
     /// The node owns parameters an optimize stage can train.
     public var trainable: Bool
     public var file: String
+    /// The type's default; a graph node's `"cache"` overrides it.
+    public var cache: CachePolicy = .persist
 
     public func input(_ name: String) -> PortSpec? { inputs.first { $0.name == name } }
     public func output(_ name: String) -> PortSpec? { outputs.first { $0.name == name } }

@@ -44,33 +44,54 @@ extension Engine {
         var values = statics.values
         var loaded: [String: [String: Value]] = [:]
         for (port, src) in graph.node(id)!.inputs where perFrame(src) {
-            if loaded[src.node] == nil {
-                guard let outs = store.load(entryKey(src.node, frame: t)) else {
-                    // Planned as cached but unreadable now (damaged, or removed by another
-                    // process): the caller plans again and recomputes it.
-                    throw StaleEntry(node: src.node, frame: t)
-                }
-                loaded[src.node] = outs
-            }
+            if loaded[src.node] == nil { loaded[src.node] = try frameValue(src.node, frame: t) }
             values[port] = loaded[src.node]![src.port]
         }
         return Inputs(values, parameters: statics.parameters)
     }
 
+    /// One frame of a per-frame node's outputs: from the cache, or computed here and now when the
+    /// node's results are not stored (cache policy recompute), from its own inputs in turn.
+    func frameValue(_ id: String, frame t: Int) throws -> [String: Value] {
+        guard volatile.contains(id) else {
+            guard let outs = store.load(entryKey(id, frame: t)) else {
+                // Planned as cached but unreadable now (damaged, or removed by another process):
+                // the caller plans again and recomputes it.
+                throw StaleEntry(node: id, frame: t)
+            }
+            return outs
+        }
+        let node = graph.node(id)!
+        do {
+            var statics = try staticInputs(id)
+            statics.parameters = try parameters(id, statics: statics)
+            let outs = try instance(id).evaluate(try frameInputs(id, frame: t, statics: statics), frame: t, context: makeContext(id))
+            try checkOutputs(id, frame: t, outs)
+            return outs
+        } catch let e as StaleEntry { throw e } catch let e as RunError { throw e } catch {
+            throw RunError(node: id, type: node.type, frame: t, Engine.describe(error))
+        }
+    }
+
     /// Writes one result to the cache after checking the operator produced every declared output.
     func put(_ id: String, frame: Int?, _ outputs: [String: Value]) throws {
         let node = graph.node(id)!
-        // A map running as a static node owes all its outputs once.
-        let rateWanted: Rate = frame == nil ? .staticRate : .perFrame
-        let owed = spec(id).outputs.filter { spec(id).role == .map || $0.rate == rateWanted }
-        for port in owed where outputs[port.name] == nil {
-            throw RunError(node: id, type: node.type, frame: frame, "produced no value for its output \"\(port.name)\"")
-        }
+        try checkOutputs(id, frame: frame, outputs)
+        if volatile.contains(id) { return }   // cache policy recompute: never stored
         do {
             try store.store(entryKey(id, frame: frame), outputs,
                             info: EntryInfo(nodeID: id, nodeType: node.type, frame: frame, graph: graph.name))
         } catch {
             throw RunError(node: id, type: node.type, frame: frame, "cannot write its result to the cache: \(error)")
+        }
+    }
+
+    func checkOutputs(_ id: String, frame: Int?, _ outputs: [String: Value]) throws {
+        // A map running as a static node owes all its outputs once.
+        let rateWanted: Rate = frame == nil ? .staticRate : .perFrame
+        let owed = spec(id).outputs.filter { spec(id).role == .map || $0.rate == rateWanted }
+        for port in owed where outputs[port.name] == nil {
+            throw RunError(node: id, type: graph.node(id)!.type, frame: frame, "produced no value for its output \"\(port.name)\"")
         }
     }
 

@@ -59,10 +59,16 @@ extension Engine {
             throw RunError(node: id, type: graph.node(id)!.type,
                            "is trained but gets no gradient: no differentiable path leads from it to \(loss)")
         }
+        // Constants are materialised before the stage; one whose results are never stored is
+        // computed inside the step from its own (stored) inputs, so those are the constants.
         var constants: [String] = []
-        for id in live {
-            for u in graph.upstream(of: id) where !liveSet.contains(u) && !constants.contains(u) { constants.append(u) }
+        var frontier = live.flatMap { graph.upstream(of: $0) }.filter { !liveSet.contains($0) }
+        var seen = Set<String>()
+        while let u = frontier.popLast() {
+            guard seen.insert(u).inserted else { continue }
+            if volatile.contains(u) { frontier += graph.upstream(of: u) } else { constants.append(u) }
         }
+        constants = order.filter(constants.contains)
         return TrainingGraph(live: live, backward: backward, constants: constants)
     }
 
@@ -76,8 +82,7 @@ extension Engine {
                 guard let t else { throw RunError(node: id, type: node.type, "the value of \(src) is not in the cache") }
                 // Materialised before the stage began: unreadable now means damaged (or removed by
                 // another process), and the stage recomputes it.
-                guard let outs = store.load(entryKey(src.node, frame: t)) else { throw StaleEntry(node: src.node, frame: t) }
-                values[port] = outs[src.port]
+                values[port] = try frameValue(src.node, frame: t)[src.port]
             } else {
                 guard let outs = try staticOutputs(src.node) else {
                     throw RunError(node: id, type: node.type, "the value of \(src) is not in the cache")

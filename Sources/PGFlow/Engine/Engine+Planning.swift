@@ -75,7 +75,16 @@ extension Engine {
                 if runStatic.contains(id) { ranFrames = Set(all) }
             case .map, .source:
                 guard let want = need[id], !want.isEmpty else { continue }
-                let missing = forced ? want : want.filter { !store.contains(recipe.entryKey(frame: $0)) }
+                // Never stored: its consumers compute the frames they read, so what it reads must
+                // be there for those frames. Run as a node only when it is itself a target.
+                if volatile.contains(id) && !targets.contains(where: { $0.node == id }) {
+                    for (_, src) in graph.node(id)!.inputs {
+                        if perFrame(src) { need[src.node, default: []].formUnion(want) } else { needStatic.insert(src.node) }
+                    }
+                    state.withLock { if !$0.summary.recomputed.contains(id) { $0.summary.recomputed.append(id) } }
+                    continue
+                }
+                let missing = forced || volatile.contains(id) ? want : want.filter { !store.contains(recipe.entryKey(frame: $0)) }
                 if !missing.isEmpty {
                     runFrames[id] = missing.sorted()
                     let all = missing.union(recomputed[id] ?? [])
@@ -99,7 +108,7 @@ extension Engine {
         let toRun = nodes.filter { runStatic.contains($0) || runFrames[$0] != nil }
         state.withLock { $0.touched.formUnion(nodes) }
         let running = Set(toRun)
-        for id in nodes where !running.contains(id) {
+        for id in nodes where !running.contains(id) && !summaryRecomputed(id) {
             // Upstream of results that are all cached, a node is not read at all: its own entries
             // may be gone (gc), so it is "not needed", not "cached".
             guard needStatic.contains(id) || !(need[id] ?? []).isEmpty else {
@@ -125,6 +134,8 @@ extension Engine {
             try self.execute(id, frames: plan[id], all: all)
         }
     }
+
+    private func summaryRecomputed(_ id: String) -> Bool { state.withLock { $0.summary.recomputed.contains(id) } }
 
     /// Nil when a static or sink node's entry can be reused; otherwise why not ("" = not cached).
     /// A cached result that names a written file is reused only while that file is unchanged.
@@ -180,13 +191,23 @@ extension Engine {
     /// each as soon as the ones it reads from are done. The first failure stops new starts.
     func runInDependencyOrder(_ ids: [String], _ body: @escaping @Sendable (String) throws -> Void) throws {
         let set = Set(ids)
+        // A node waits for every scheduled node it reads from, also through nodes that are not
+        // scheduled because their results are never stored (they are computed from those inside it).
+        var feeders: [String: Set<String>] = [:]
+        for id in ids {
+            var found = Set<String>(), frontier = graph.upstream(of: id)
+            while let u = frontier.popLast() {
+                if set.contains(u) { found.insert(u) } else if volatile.contains(u) { frontier += graph.upstream(of: u) }
+            }
+            feeders[id] = found
+        }
         var waitingOn: [String: Int] = [:]
-        for id in ids { waitingOn[id] = graph.upstream(of: id).filter(set.contains).count }
+        for id in ids { waitingOn[id] = feeders[id]!.count }
+        let fed: [String: [String]] = Dictionary(grouping: ids.flatMap { d in feeders[d]!.map { ($0, d) } }, by: \.0).mapValues { $0.map(\.1) }
         struct Board { var waitingOn: [String: Int]; var ready: [String]; var running = 0; var error: Error? }
         let board = Mutex(Board(waitingOn: waitingOn, ready: ids.filter { waitingOn[$0] == 0 }))
         let group = DispatchGroup()
         let threads = options.threads
-        let graph = self.graph
         let cancelled = self.cancelled
         @Sendable func pump() {
             while true {
@@ -206,7 +227,7 @@ extension Engine {
                     board.withLock { b in
                         b.running -= 1
                         if let failure, b.error == nil { b.error = failure }
-                        for d in graph.downstream(of: id) where set.contains(d) {
+                        for d in fed[id] ?? [] {
                             b.waitingOn[d]! -= 1
                             if b.waitingOn[d] == 0 { b.ready.append(d) }
                         }

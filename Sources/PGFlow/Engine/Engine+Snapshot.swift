@@ -56,6 +56,6 @@ extension Engine {
     public func cachedValue(_ ref: PortRef, frame: Int?) -> Value? {
         guard graph.node(ref.node) != nil else { return nil }
         if frame == nil || !perFrame(ref) { return (try? staticOutputs(ref.node))??[ref.port] }
-        return store.load(entryKey(ref.node, frame: frame))?[ref.port]
+        return (try? frameValue(ref.node, frame: frame!))?[ref.port]
     }
 }

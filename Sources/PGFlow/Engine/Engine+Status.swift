@@ -38,6 +38,10 @@ extension Engine {
                 } else {
                     out[id] = .willRun
                 }
+            case .map where volatile.contains(id):
+                // Never stored: as ready as what it is computed from.
+                frames[id] = graph.ancestors(of: [id]).compactMap { frames[$0] }.first
+                out[id] = graph.node(id)!.inputs.allSatisfy { out[$0.source.node] == .cached } ? .cached : .willRun
             case .map:
                 let n = graph.ancestors(of: [id]).compactMap { frames[$0] }.first
                 if let n { frames[id] = n }

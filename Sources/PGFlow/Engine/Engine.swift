@@ -22,6 +22,9 @@ public final class Engine: Sendable {
     let roles: [String: NodeRole]
     /// Recipes of the previous run of this graph with this cache, for `--explain`.
     let previous: [String: Recipe]
+    /// Map nodes whose per-frame results are never stored (cache policy `recompute`): consumers
+    /// compute the frames they need on the spot (`frameValue`).
+    let volatile: Set<String>
     /// Nodes to recompute though cached → why: the `--force` nodes and everything downstream of
     /// them (a forced node's new result would otherwise be ignored by a cached consumer).
     let forced: [String: String]
@@ -69,6 +72,10 @@ public final class Engine: Sendable {
         guard let order = graph.topologicalOrder() else { throw RunError("the graph has a cycle") }
         self.order = order
         self.roles = graph.roles(catalog) ?? [:]
+        let roles = self.roles
+        self.volatile = Set(graph.nodes.filter { n in
+            roles[n.id] == .map && (n.cache ?? catalog[n.type]?.cache ?? .persist) == .recompute
+        }.map(\.id))
         self.ingredients = try Engine.gatherIngredients(graph, catalog, self.operators, order, files)
         self.previous = RunRecord.load(cacheDirectory, graph: graph)
         var forced: [String: String] = [:]

@@ -34,6 +34,9 @@ public struct RunSummary: Sendable {
     public var cached: [String] = []
     /// Nodes the targets depend on that did not have to be read, because everything they feed was cached.
     public var notNeeded: [String] = []
+    /// Nodes whose results are never stored (cache policy recompute) and were computed inside
+    /// their consumers, or not at all when those were cached.
+    public var recomputed: [String] = []
     /// Static target values (e.g. an Encoder's File record), by target text.
     public var outputs: [(target: String, value: Value)] = []
     public var frameCount: Int?

@@ -149,8 +149,13 @@ struct GraphLoader {
             problem(path, "a node must be an object with \"type\", and optionally \"in\" and \"params\"")
             return nil
         }
-        for (k, _) in members where !["type", "in", "params", "doc"].contains(k) {
-            problem("\(path).\(k)", "unknown key \"\(k)\" in node \"\(id)\" (a node has type, in, params, doc)", atKey: true)
+        for (k, _) in members where !["type", "in", "params", "doc", "cache"].contains(k) {
+            problem("\(path).\(k)", "unknown key \"\(k)\" in node \"\(id)\" (a node has type, in, params, cache, doc)", atKey: true)
+        }
+        var cache: CachePolicy?
+        if let c = body["cache"] {
+            cache = c.string.flatMap(CachePolicy.init(rawValue:))
+            if cache == nil { problem("\(path).cache", "cache must be \"persist\" (keep results) or \"recompute\" (compute them again where needed)") }
         }
         guard let type = body["type"]?.string else {
             problem(body["type"] == nil ? path : "\(path).type", "node \"\(id)\" needs a \"type\" string")
@@ -174,7 +179,7 @@ struct GraphLoader {
                 params = m.map { ($0.key, substitute($0.value, "\(path).params.\($0.key)")) }
             } else { problem("\(path).params", "\"params\" must be an object of name → value") }
         }
-        return GraphNode(id: id, type: type, params: params, inputs: inputs)
+        return GraphNode(id: id, type: type, params: params, inputs: inputs, cache: cache)
     }
 
     mutating func readTarget(_ v: JSON, _ path: String) -> Target? {

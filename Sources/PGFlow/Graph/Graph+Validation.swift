@@ -25,6 +25,9 @@ extension Graph {
                 problem(n.path, "node \"\(n.id)\" (\(n.type)) is missing the required param \"\(p.name)\" (\(p.kind.rawValue)\(p.doc.isEmpty ? "" : ": " + p.doc))")
             }
             out += pluginProblems(n, spec, catalog)
+            if n.cache == .recompute, let roles, roles[n.id] != .map {
+                problem("\(n.path).cache", "node \"\(n.id)\" cannot be recomputed: only a node that maps frames to frames can; its results are kept")
+            }
             // Inputs
             for (port, src) in n.inputs {
                 let path = "\(n.path).in.\(port)"

@@ -25,6 +25,8 @@ public struct GraphNode: Sendable {
     public var params: [(name: String, value: JSON)]
     /// Input port → the output feeding it, in file order.
     public var inputs: [(port: String, source: PortRef)]
+    /// `"cache": "persist" | "recompute"` in the graph file, overriding the type's policy.
+    public var cache: CachePolicy? = nil
 
     public func param(_ name: String) -> JSON? { params.first { $0.name == name }?.value }
     public func input(_ port: String) -> PortRef? { inputs.first { $0.port == port }?.source }

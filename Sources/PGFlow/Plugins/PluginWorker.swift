@@ -23,6 +23,10 @@ final class PluginWorker: @unchecked Sendable {
     private let process: Process
     private let stdinFD: Int32
     private let stdoutFD: Int32
+    /// The pipe ends as Foundation owns them: closed through these (never with close(2) on the
+    /// descriptor, which Foundation would close again, or close after the number was reused).
+    private let stdinHandle: FileHandle
+    private let stdoutHandle: FileHandle
     private var pending = [UInt8]()
     private let stderrTail: StderrTail
     private(set) var alive = true
@@ -60,8 +64,10 @@ final class PluginWorker: @unchecked Sendable {
             throw PluginError(manifest.name, "cannot start \(argv.joined(separator: " ")): \(error.localizedDescription)")
         }
         process = p
-        stdinFD = input.fileHandleForWriting.fileDescriptor
-        stdoutFD = output.fileHandleForReading.fileDescriptor
+        stdinHandle = input.fileHandleForWriting
+        stdoutHandle = output.fileHandleForReading
+        stdinFD = stdinHandle.fileDescriptor
+        stdoutFD = stdoutHandle.fileDescriptor
         stderrTail.start()
 
         let hello: JSON = .object([("op", .string("hello")), ("protocol", .int(Int64(PluginHost.protocolVersion))),
@@ -137,7 +143,7 @@ final class PluginWorker: @unchecked Sendable {
     func stop() {
         guard alive else { return }
         try? send(.object([("op", .string("bye"))]), what: "bye")
-        close(stdinFD)
+        try? stdinHandle.close()
         let deadline = Date().addingTimeInterval(5)
         while process.isRunning && Date() < deadline { usleep(10_000) }
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
@@ -150,7 +156,7 @@ final class PluginWorker: @unchecked Sendable {
         alive = false
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
-        close(stdinFD)
+        try? stdinHandle.close()
         stderrTail.finish()
     }
 
