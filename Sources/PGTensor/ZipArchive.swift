@@ -336,3 +336,10 @@ enum Deflate {
         return output
     }
 }
+
+/// Raw deflate (RFC 1951) through zlib, for other modules that store compressed bytes (the
+/// result cache); the same streams ZIP members use.
+public enum RawDeflate {
+    public static func compress(_ input: Data, level: Int32 = 1) throws -> Data { try Deflate.deflate(input, level: level) }
+    public static func decompress(_ input: Data, size: Int) throws -> Data { try Deflate.inflate(input, expectedSize: size) }
+}

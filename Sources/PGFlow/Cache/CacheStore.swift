@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import PGTensor
 
 /// What a cache entry records about where it came from, kept in the entry's header so
 /// `pgflow cache ls` can list entries without decoding their payloads.
@@ -68,7 +69,12 @@ public struct VerifyReport: Sendable {
 /// | H | header: JSON with the key and the `EntryInfo` |
 /// | 8 | payload length P (u64 LE) |
 /// | 32 | SHA-256 of header bytes followed by payload bytes |
-/// | P | payload: the outputs, `ValueCodec.encode(outputs:)` |
+/// | P | payload: the outputs, `ValueCodec.encode(outputs:)`; from format 2 behind one byte: `0` and
+/// |   | the encoding as is, or `1`, the encoding's length (u64 LE) and the encoding raw-deflated |
+///
+/// Large payloads are deflated (zlib level 1) when that saves at least a tenth: decoded video
+/// frames shrink about 8× (Float32 copies of 8-bit samples over flat backgrounds), renders little.
+/// Format 1 entries (no encoding byte) are still read.
 ///
 /// Reads never throw: a missing entry is a miss; an entry that fails any check (length, magic,
 /// version, checksum, key, decoding) is removed, reported through `onWarning` and also a miss,
@@ -76,7 +82,9 @@ public struct VerifyReport: Sendable {
 /// (unique temp file, fsync, rename), so concurrent processes writing the same key both succeed
 /// and leave one complete entry. Reads touch the mtime, which `gc` uses as "last used".
 public final class CacheStore: Sendable {
-    public static let formatVersion: UInt32 = 1
+    public static let formatVersion: UInt32 = 2
+    /// Payloads at least this large are tried compressed.
+    static let compressFrom = 64 << 10
     private static let magic = Data("PGFC".utf8)
     /// Fixed bytes around the header: magic, version, header length, payload length, digest.
     private static let overhead = 4 + 4 + 4 + 8 + 32
@@ -148,9 +156,7 @@ public final class CacheStore: Sendable {
             return nil
         case .success(let entry):
             do {
-                outputs = try data.withUnsafeBytes {
-                    try ValueCodec.decode(outputs: UnsafeRawBufferPointer(rebasing: $0[entry.payload]))
-                }
+                outputs = try Self.decodePayload(data, entry)
             } catch {
                 discard(key: key, path: path, status: status,
                         problem: EntryProblem(reason: "its payload cannot be decoded (\(error))", info: entry.info))
@@ -169,12 +175,9 @@ public final class CacheStore: Sendable {
 
     /// Stores `outputs` under `key`, replacing any previous entry, atomically.
     public func store(_ key: CacheKey, _ outputs: [String: Value], info: EntryInfo) throws {
-        let payload = ValueCodec.encode(outputs: outputs)
+        let payload = Self.storedPayload(ValueCodec.encode(outputs: outputs))
         let header = try Self.encodeHeader(key: key, info: info)
-        var hasher = SHA256()
-        hasher.update(data: header)
-        hasher.update(data: payload)
-        let digest = hasher.finalize()
+        let digest = Self.checksum(header, payload)
 
         var prefix = Self.magic
         prefix.reserveCapacity(Self.overhead + header.count)
@@ -238,9 +241,7 @@ public final class CacheStore: Sendable {
                 case .failure(let p): problem = p
                 case .success(let entry):
                     do {
-                        _ = try data.withUnsafeBytes {
-                            try ValueCodec.decode(outputs: UnsafeRawBufferPointer(rebasing: $0[entry.payload]))
-                        }
+                        _ = try Self.decodePayload(data, entry)
                     } catch {
                         problem = EntryProblem(reason: "its payload cannot be decoded (\(error))", info: entry.info)
                     }
@@ -345,7 +346,7 @@ public final class CacheStore: Sendable {
         }
     }
 
-    private static func encodeHeader(key: CacheKey, info: EntryInfo) throws -> Data {
+    static func encodeHeader(key: CacheKey, info: EntryInfo) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return try encoder.encode(Header(key: key, node: info.nodeID, type: info.nodeType, frame: info.frame,
@@ -377,14 +378,58 @@ public final class CacheStore: Sendable {
 
     /// Checks everything but the payload's decoding; returns the header and the payload's byte
     /// offsets (offsets from the first byte, whatever `d.startIndex` is).
-    static func check(_ d: Data, expectedKey: CacheKey) -> Result<(info: EntryInfo, payload: Range<Int>), EntryProblem> {
+    /// What an entry records to check itself: SHA-256 of the header bytes, then the payload's.
+    static func checksum(_ header: Data, _ payload: Data) -> Data {
+        var hasher = SHA256()
+        hasher.update(data: header)
+        hasher.update(data: payload)
+        return Data(hasher.finalize())
+    }
+
+    /// The payload as stored: the encoding behind its encoding byte, deflated when that pays.
+    static func storedPayload(_ encoded: Data) -> Data {
+        if encoded.count >= compressFrom, let packed = try? RawDeflate.compress(encoded, level: 1),
+           packed.count + 9 < encoded.count - encoded.count / 10 {
+            var out = Data([1])
+            withUnsafeBytes(of: UInt64(encoded.count).littleEndian) { out.append(contentsOf: $0) }
+            out.append(packed)
+            return out
+        }
+        return Data([0]) + encoded
+    }
+
+    /// Decodes a checked entry's payload (format 1: the encoding itself; 2: behind its byte).
+    static func decodePayload(_ data: Data, _ entry: (info: EntryInfo, payload: Range<Int>, version: Int)) throws -> [String: Value] {
+        let base = data.startIndex
+        let range = (base + entry.payload.lowerBound)..<(base + entry.payload.upperBound)
+        if entry.version == 1 {
+            return try data.withUnsafeBytes { try ValueCodec.decode(outputs: UnsafeRawBufferPointer(rebasing: $0[entry.payload])) }
+        }
+        guard let kind = range.isEmpty ? nil : data[range.lowerBound] else { throw CacheError(.malformed, "the payload is empty") }
+        switch kind {
+        case 0:
+            return try data.withUnsafeBytes {
+                try ValueCodec.decode(outputs: UnsafeRawBufferPointer(rebasing: $0[(entry.payload.lowerBound + 1)..<entry.payload.upperBound]))
+            }
+        case 1:
+            guard range.count >= 9 else { throw CacheError(.malformed, "the compressed payload is truncated") }
+            let size = Int(u64(Data(data[(range.lowerBound + 1)..<(range.lowerBound + 9)]), 0))
+            guard size <= 1 << 40 else { throw CacheError(.malformed, "the compressed payload claims \(size) bytes") }
+            let raw = try RawDeflate.decompress(Data(data[(range.lowerBound + 9)..<range.upperBound]), size: size)
+            return try raw.withUnsafeBytes { try ValueCodec.decode(outputs: $0) }
+        default:
+            throw CacheError(.malformed, "unknown payload encoding \(kind)")
+        }
+    }
+
+    static func check(_ d: Data, expectedKey: CacheKey) -> Result<(info: EntryInfo, payload: Range<Int>, version: Int), EntryProblem> {
         let d = d.startIndex == 0 ? d : Data(d)
         guard d.count >= overhead else {
             return .failure(EntryProblem(reason: "it is truncated (\(d.count) bytes, shorter than any entry)"))
         }
         guard d.prefix(4) == magic else { return .failure(EntryProblem(reason: "it does not start with the PGFC magic")) }
         let version = u32(d, 4)
-        guard version == Int(formatVersion) else {
+        guard version == Int(formatVersion) || version == 1 else {
             return .failure(EntryProblem(reason: "it was written in cache format \(version), this pgflow reads \(formatVersion)"))
         }
         let headerLength = u32(d, 8)
@@ -417,6 +462,6 @@ public final class CacheStore: Sendable {
         guard header.key == expectedKey else {
             return .failure(EntryProblem(reason: "it holds the entry for key \(header.key.short)", info: header.info))
         }
-        return .success((header.info, payloadRange))
+        return .success((header.info, payloadRange, version))
     }
 }
