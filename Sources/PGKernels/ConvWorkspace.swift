@@ -183,7 +183,7 @@ struct ConvPlanes: @unchecked Sendable {
     func load(_ image: UnsafePointer<Float>) {
         let g = geometry, h = g.height, w = g.width
         let workers = min(channels, workspace.threads)
-        convWorkers(workers) { worker in
+        concurrentWorkers(workers) { worker in
             for c in stride(from: worker, to: channels, by: workers) {
                 for y in 0..<h {
                     (pointer + c * g.planeStride + g.origin + y * g.paddedWidth)
@@ -197,7 +197,7 @@ struct ConvPlanes: @unchecked Sendable {
     func store(_ image: UnsafeMutablePointer<Float>) {
         let g = geometry, h = g.height, w = g.width
         let workers = min(channels, workspace.threads)
-        convWorkers(workers) { worker in
+        concurrentWorkers(workers) { worker in
             for c in stride(from: worker, to: channels, by: workers) {
                 for y in 0..<h {
                     (image + (c * h + y) * w)
@@ -208,18 +208,6 @@ struct ConvPlanes: @unchecked Sendable {
     }
 }
 
-/// Runs body(0..<workers) concurrently (inline for one worker).
-///
-/// The kernels' closures capture raw pointers into buffers that each worker reads or writes in
-/// disjoint parts; Dispatch wants a `@Sendable` closure, so this is the one place that vouches
-/// for them.
-func convWorkers(_ workers: Int, _ body: (Int) -> Void) {
-    if workers <= 1 { body(0); return }
-    withoutActuallyEscaping(body) { body in
-        let box = ConvSendableBox(body)
-        DispatchQueue.concurrentPerform(iterations: workers) { box.value($0) }
-    }
-}
 
 /// Hands `count` jobs to `workers` threads one at a time (dynamic, so that a core busy with
 /// something else does not hold up the call): body(worker, job).
@@ -230,7 +218,7 @@ func convJobs(_ count: Int, workers: Int, _ body: (Int, Int) -> Void) {
         return
     }
     let next = Atomic<Int>(0)
-    convWorkers(workers) { worker in
+    concurrentWorkers(workers) { worker in
         while true {
             let job = next.wrappingAdd(1, ordering: .relaxed).oldValue
             if job >= count { break }
@@ -239,7 +227,3 @@ func convJobs(_ count: Int, workers: Int, _ body: (Int, Int) -> Void) {
     }
 }
 
-struct ConvSendableBox<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}

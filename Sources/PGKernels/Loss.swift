@@ -251,7 +251,7 @@ func lossSum(_ n: Int, _ term: (Int) -> Double) -> Double {
     var halves = (0.0, 0.0)
     withUnsafeMutablePointer(to: &halves) { h in
         h.withMemoryRebound(to: Double.self, capacity: 2) { out in
-            convWorkers(2) { w in
+            concurrentWorkers(2) { w in
                 var s = 0.0
                 for i in (n * w / 2)..<(n * (w + 1) / 2) { s += term(i) }
                 out[w] = s
@@ -267,7 +267,7 @@ func lossMap(_ n: Int, _ body: (Int) -> Void) {
         for i in 0..<n { body(i) }
         return
     }
-    convWorkers(2) { w in
+    concurrentWorkers(2) { w in
         for i in (n * w / 2)..<(n * (w + 1) / 2) { body(i) }
     }
 }

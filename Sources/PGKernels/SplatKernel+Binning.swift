@@ -159,20 +159,3 @@ extension SplatKernel {
     }
 }
 
-/// Runs body(0..<workers) concurrently (inline for one worker).
-///
-/// The kernels' closures capture raw pointers into buffers that each worker reads or writes in
-/// disjoint parts; Dispatch wants a `@Sendable` closure, so this is the one place that vouches
-/// for them.
-func concurrentWorkers(_ workers: Int, _ body: (Int) -> Void) {
-    if workers <= 1 { body(0); return }
-    withoutActuallyEscaping(body) { body in
-        let unchecked = UncheckedSendable(body)
-        DispatchQueue.concurrentPerform(iterations: workers) { unchecked.value($0) }
-    }
-}
-
-struct UncheckedSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}

@@ -376,9 +376,3 @@ extension SplatGradients {
     }
 }
 
-/// Splits 0..<n into `threads` contiguous ranges and runs them concurrently.
-func parallelChunks(_ n: Int, threads: Int, minimumChunk: Int = 256, _ body: (Range<Int>) -> Void) {
-    let workers = max(1, min(threads, (n + minimumChunk - 1) / minimumChunk))
-    if workers == 1 { body(0..<n); return }
-    concurrentWorkers(workers) { w in body((n * w / workers)..<(n * (w + 1) / workers)) }
-}

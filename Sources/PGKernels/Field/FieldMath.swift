@@ -112,26 +112,3 @@ enum FieldMath {
                        SIMD3(2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)))
     }
 }
-
-extension FieldMath {
-    /// Runs `body(worker, range)` over `0..<count` split into `threads` contiguous chunks.
-    static func parallelChunks(_ count: Int, threads: Int, _ body: (Int, Range<Int>) -> Void) {
-        let workers = max(1, min(threads, count / 256 + 1))
-        if workers == 1 { body(0, 0..<count); return }
-        let chunk = (count + workers - 1) / workers
-        withoutActuallyEscaping(body) { body in
-            let box = UncheckedBody(body)
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                let lo = w * chunk, hi = min(count, lo + chunk)
-                if lo < hi { box.body(w, lo..<hi) }
-            }
-        }
-    }
-
-    /// Lets a non-Sendable closure cross into `concurrentPerform`: each worker writes a disjoint
-    /// range (or its own buffer), which the callers guarantee.
-    private struct UncheckedBody: @unchecked Sendable {
-        let body: (Int, Range<Int>) -> Void
-        init(_ body: @escaping (Int, Range<Int>) -> Void) { self.body = body }
-    }
-}

@@ -51,7 +51,7 @@ public enum NearestNeighbours {
         var out = [Float](repeating: 0, count: n)
         out.withUnsafeMutableBufferPointer { result in
             let result = result
-            FieldMath.parallelChunks(n, threads: threads) { _, range in
+            parallelChunks(n, threads: threads) { _, range in
                 var best = [Float](repeating: .infinity, count: k)   // ascending squared distances
                 for i in range {
                     for q in 0..<k { best[q] = .infinity }

@@ -201,7 +201,7 @@ extension ParametricModel {
             weights.withUnsafeBufferPointer { w in
                 skinning.withUnsafeBufferPointer { a in
                     let out = out, w = w, a = a
-                    FieldMath.parallelChunks(v, threads: threads) { _, range in
+                    parallelChunks(v, threads: threads) { _, range in
                         for i in range {
                             var r0 = SIMD4<Float>.zero, r1 = SIMD4<Float>.zero, r2 = SIMD4<Float>.zero
                             for j in 0..<jc {

@@ -39,7 +39,7 @@ public enum SurfaceGaussians {
         mesh.restVertices.withUnsafeBufferPointer { rest in
         mesh.vertexTransforms.withUnsafeBufferPointer { transforms in
             let (meansOut, quatsOut, linearOut, blendOut) = (meansOut, quatsOut, linearOut, blendOut)
-            FieldMath.parallelChunks(n, threads: threads) { _, range in
+            parallelChunks(n, threads: threads) { _, range in
                 for g in range {
                     let f = Int(embedding.faces[g])
                     var t0 = SIMD4<Float>.zero, t1 = SIMD4<Float>.zero, t2 = SIMD4<Float>.zero
@@ -103,7 +103,7 @@ public enum SurfaceGaussians {
         vBase.withUnsafeMutableBufferPointer { vb in
         tape.linear.withUnsafeBufferPointer { linear in
             let (vo, vb) = (vo, vb)
-            FieldMath.parallelChunks(n, threads: workers) { worker, range in
+            parallelChunks(n, threads: workers) { worker, range in
                 let vd = UnsafeMutableBufferPointer(rebasing: partial[(worker * 3 * v)..<((worker + 1) * 3 * v)])
                 for g in range {
                     let o = 9 * g
