@@ -28,6 +28,8 @@ extension Engine {
             ck.add("stage", key)
             if let v = store.load(CacheKey(hex: key)!)?["state"], let s = TrainingState(v) {
                 histories.append((stage.name, s.history, true))
+                // Trained parameters, so values computed on demand (never stored) are the trained ones.
+                state.withLock { st in for (id, p) in s.parameters { st.parameters[id] = p } }
             } else if let v = store.load(ck.finalize())?["state"], let s = TrainingState(v) {
                 histories.append((stage.name, s.history, false))
             }
