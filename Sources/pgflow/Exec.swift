@@ -96,14 +96,14 @@ struct Exec: ParsableCommand {
     }
 
     func report(_ s: RunSummary, graph: Graph) {
-        // Optimize stages are cached results of their own, recorded as "stage:<name>".
+        // Optimize stages are cached results of their own, listed under their record ids.
         let stageIDs = graph.stages.compactMap { stage -> String? in
-            if case .optimize = stage.kind { return "stage:" + stage.name }
+            if case .optimize = stage.kind { return stage.recordID }
             return nil
         }
         if explain && !json {
-            for id in stageIDs {
-                let name = "stage " + id.dropFirst(6)
+            for stage in graph.stages where stageIDs.contains(stage.recordID) {
+                let id = stage.recordID, name = "stage " + stage.name
                 if let why = s.ran[id] { print("\(name): trained because \(why)") }
                 else if s.cached.contains(id) { print("\(name): cached") }
             }

@@ -46,8 +46,8 @@ final class LogLines: ProgressDisplay {
         case .training(let stage, let step, let steps, let losses):
             let now = Date()
             let show = step == steps || step == 1 || lastProgress.withLock { last -> Bool in
-                if let l = last["stage:" + stage], now.timeIntervalSince(l) < 2 { return false }
-                last["stage:" + stage] = now
+                if let l = last[Stage.recordID(stage)], now.timeIntervalSince(l) < 2 { return false }
+                last[Stage.recordID(stage)] = now
                 return true
             }
             if show { stderr("\(t) \(stage): step \(step)/\(steps)  \(lossText(losses))\n") }
@@ -133,7 +133,7 @@ final class LiveDisplay: ProgressDisplay {
             case .warning(let message): redraw(&s, above: "  ! warning: \(message)\n")
             case .log: break
             case .training(let stage, let step, let steps, let losses):
-                let id = "stage:" + stage
+                let id = Stage.recordID(stage)
                 if let i = s.lines.firstIndex(where: { $0.node == id }) {
                     s.lines[i].done = step
                     s.lines[i].detail = lossText(losses)

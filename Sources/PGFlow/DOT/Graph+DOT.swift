@@ -54,7 +54,7 @@ extension Graph {
                 // What it trains, said in the label: a node drawn in an earlier stage's cluster
                 // would otherwise leave a later stage that trains it again looking empty.
                 what = "optimize \(o.loss) × \(o.steps) steps, trains \(o.train.joined(separator: ", "))"
-                    + (status?["stage:" + s.name].map { $0 == .cached ? "; cached" : "; will train" } ?? "")
+                    + (status?[s.recordID].map { $0 == .cached ? "; cached" : "; will train" } ?? "")
             }
             lines.append("    label=\(DOT.id("stage \(s.index + 1): \(s.name) (\(what))")); style=\"rounded,dashed\"; color=\"#777777\";")
             for n in nodes where home[n.id] == s.index { lines.append("    " + nodeLine(n)) }

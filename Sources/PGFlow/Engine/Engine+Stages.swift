@@ -75,12 +75,12 @@ extension Engine {
         if let p = problems.first { throw RunError("stage \"\(stage.name)\": \(p.1)") }
         let stageRecipe = stageRecipe(o, loss: settings.loss, after: previousKey)
         let tg = try trainingGraph(loss: settings.loss, train: settings.train)
-        let recordID = "stage:" + stage.name
+        let recordID = stage.recordID
         let stageKey = CacheKey(hex: stageRecipe.key)!
         var ck = KeyHasher("pgflow.checkpoint.v1")
         ck.add("stage", stageKey.hex)
         let checkpointKey = ck.finalize()
-        let info = EntryInfo(nodeID: "stage:" + stage.name, nodeType: "optimize", frame: nil, graph: graph.name)
+        let info = EntryInfo(nodeID: stage.recordID, nodeType: "optimize", frame: nil, graph: graph.name)
 
         func finish(_ s: TrainingState) throws {
             state.withLock { st in

@@ -18,7 +18,7 @@ extension Engine {
             let (settings, problems) = TrainingSettings.read(o)
             guard problems.isEmpty else { break }
             let key = stageRecipe(o, loss: settings.loss, after: previous).key
-            out["stage:" + stage.name] = store.contains(CacheKey(hex: key)!) ? .cached : .willRun
+            out[stage.recordID] = store.contains(CacheKey(hex: key)!) ? .cached : .willRun
             state.withLock { st in
                 for id in settings.train { st.parameterStates[id] = key }
                 st.stageKeys[stage.name] = key

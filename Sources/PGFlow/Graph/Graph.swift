@@ -63,6 +63,12 @@ public struct Stage: Sendable {
     public var kind: Kind
     public var index: Int
     public var path: String { "stages[\(index)]" }
+
+    /// How an optimize stage stands beside node ids wherever results are listed (the run record,
+    /// `--explain`, `dot --status`, cache entries): made here and nowhere else, so no module
+    /// spells the prefix itself.
+    public var recordID: String { Stage.recordID(name) }
+    public static func recordID(_ name: String) -> String { "stage:" + name }
 }
 
 /// A parsed and validated graph file (version 1).
