@@ -2,6 +2,7 @@ import Foundation
 import PGFlow
 import PGKernels
 import PGTensor
+import Synchronization
 
 /// Reads Adobe/Resolve `.cube` 3D LUT files: `TITLE`, `LUT_3D_SIZE N`, optional `DOMAIN_MIN` /
 /// `DOMAIN_MAX` (or Resolve's `LUT_3D_INPUT_RANGE lo hi`), `#` comments, then N³ lines of
@@ -69,12 +70,20 @@ public enum CubeFile {
 
 /// Editors built into pgflow: no process, no Python. Each has a manifest with `"builtin": true`
 /// in `Nodes/plugins` so graphs name and validate it like any other editor.
-enum BuiltinEditors {
-    static func edit(_ name: String, image: Tensor, params: [String: JSON]) throws -> Tensor {
+final class BuiltinEditors: Sendable {
+    /// Parsed LUT files by path: a run reads each once, not once per frame (a 17³ LUT is 4913
+    /// lines). Its content cannot change during the run: it was hashed into the key at the start.
+    private let luts = Mutex<[String: ColorLUT]>([:])
+
+    func edit(_ name: String, image: Tensor, params: [String: JSON]) throws -> Tensor {
         switch name {
         case "lut":
             guard let path = params["lut"]?.string else { throw OperatorError("plugin \"lut\" needs param lut (a .cube file)") }
-            let lut = try CubeFile.read(URL(fileURLWithPath: path))
+            let lut = try luts.withLock { $0[path] } ?? {
+                let parsed = try CubeFile.read(URL(fileURLWithPath: path))
+                luts.withLock { $0[path] = parsed }
+                return parsed
+            }()
             return lut.apply(image, strength: Float(params["strength"]?.double ?? 1))
         default:
             throw OperatorError("plugin \"\(name)\" is marked builtin, but this build of pgflow has no editor of that name")

@@ -14,6 +14,8 @@ public struct EditorCall: Operator {
     let given: JSON?
     let seed: UInt64
     let base: URL
+    /// Built-in editors' per-run state (parsed LUTs); one per node, as operators are made per run.
+    let builtins = BuiltinEditors()
 
     public init(params: Params) throws {
         plugin = try params.string("plugin")
@@ -46,7 +48,7 @@ public struct EditorCall: Operator {
             }
         }
         if manifest.builtin {
-            return ["image": .tensor(try BuiltinEditors.edit(plugin, image: image, params: params))]
+            return ["image": .tensor(try builtins.edit(plugin, image: image, params: params))]
         }
         let t = frame ?? 0
         var files: [(port: String, bytes: Data)] = [("image", image.npyDataHWC())]

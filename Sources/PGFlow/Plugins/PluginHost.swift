@@ -133,9 +133,9 @@ public final class PluginHost: Sendable {
         _ = staleOutputMarker.withUnsafeBytes { pwrite(fd, $0.baseAddress!, $0.count, 0) }
     }
 
-    /// Overwrites `url` with `bytes` without replacing the file, so its pages are reused.
+    /// Overwrites `url` with `bytes` without replacing the file, so its pages are reused. The
+    /// scratch folder exists: the worker was started (`start` makes it).
     static func writeInPlace(_ bytes: Data, to url: URL, plugin: String) throws {
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         let fd = open(url.path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw PluginError(plugin, "cannot write \(url.path) for the worker: \(String(cString: strerror(errno)))") }
         defer { close(fd) }

@@ -28,6 +28,8 @@ final class PluginWorker: @unchecked Sendable {
     private let stdinHandle: FileHandle
     private let stdoutHandle: FileHandle
     private var pending = [UInt8]()
+    /// Read buffer for replies, reused across requests.
+    private var chunk = [UInt8](repeating: 0, count: 65536)
     private let stderrTail: StderrTail
     private(set) var alive = true
     var pid: Int32 { process.processIdentifier }
@@ -131,8 +133,8 @@ final class PluginWorker: @unchecked Sendable {
             let r = poll(&pfd, 1, Int32(min(left * 1000, 1000).rounded(.up)))
             if r < 0 && errno != EINTR { throw died("while waiting for \(what)") }
             if r <= 0 { continue }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = chunk.withUnsafeMutableBytes { read(stdoutFD, $0.baseAddress!, $0.count) }
+            let fd = stdoutFD
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n > 0 { pending += chunk[..<n]; continue }
             if n < 0 && errno == EINTR { continue }
             throw died("before answering \(what)")
