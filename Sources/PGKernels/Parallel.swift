@@ -8,7 +8,7 @@ import Foundation
 /// The kernels' closures capture raw pointers into buffers that each worker reads or writes in
 /// disjoint parts; Dispatch wants a `@Sendable` closure, so this is the one place that vouches
 /// for them.
-func concurrentWorkers(_ workers: Int, _ body: (Int) -> Void) {
+public func concurrentWorkers(_ workers: Int, _ body: (Int) -> Void) {
     if workers <= 1 { body(0); return }
     withoutActuallyEscaping(body) { body in
         let unchecked = UncheckedSendable(body)
@@ -19,7 +19,7 @@ func concurrentWorkers(_ workers: Int, _ body: (Int) -> Void) {
 /// Splits 0..<n into at most `threads` contiguous ranges of at least `minimumChunk` (the last may
 /// be shorter) and runs body(worker, range) for each concurrently; worker < threads, so callers
 /// can keep per-worker buffers (reduced in worker order: the same split gives the same bits).
-func parallelChunks(_ n: Int, threads: Int, minimumChunk: Int = 256, _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
+public func parallelChunks(_ n: Int, threads: Int, minimumChunk: Int = 256, _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
     let workers = max(1, min(threads, (n + minimumChunk - 1) / minimumChunk))
     if workers == 1 { body(0, 0..<n); return }
     concurrentWorkers(workers) { w in body(w, (n * w / workers)..<(n * (w + 1) / workers)) }
