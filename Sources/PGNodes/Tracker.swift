@@ -3,20 +3,23 @@ import PGFlow
 import PGKernels
 import PGTensor
 
-/// PortraitGen's tracking step (§3.1.2) as a frame source. Today it imports tracking made
+/// PortraitGen's tracking step (§3.1.2) as a frame source. Mode `import` reads tracking made
 /// elsewhere — pgflow's own JSON/NPZ format, PortraitGen's SMPL-X track, metrical-tracker's
-/// per-frame FLAME checkpoints — and turns each frame into a `Tracking` record, an OpenCV `Camera`,
-/// the posed mesh, its silhouette and a square head box. Fitting a model to the video itself is a
-/// later mode. See `Nodes/Tracker.json` for the user-facing description.
+/// per-frame FLAME checkpoints; mode `fit` fits the model to detected landmarks itself
+/// (`Tracker+Fit.swift`, `LandmarkFit`). Either way each frame becomes a `Tracking` record, an
+/// OpenCV `Camera`, the posed mesh, its silhouette and a square head box. See `Nodes/Tracker.json`
+/// for the user-facing description.
 ///
-/// The file (or folder) is read once per node instance and kept; the engine caches each frame's
-/// outputs keyed by the file's content.
+/// The file (or the fit) is made once per node instance and kept; the engine caches each frame's
+/// outputs keyed by the file's content or the detections.
 public struct Tracker: FrameSource {
     public static let type = "Tracker"
-    public static let version = 1
+    public static let version = 2
 
     struct Settings: Sendable {
-        var url: URL
+        var fit: Bool
+        /// The tracking file (import mode).
+        var url: URL?
         /// nil: detect from the extension and keys.
         var format: TrackingFormat?
         var model: String
@@ -25,6 +28,7 @@ public struct Tracker: FrameSource {
         var width: Int?
         var height: Int?
         var headScale: Double
+        var fitting: LandmarkFit.Settings
     }
 
     /// The imported clip and the model that poses it (nil when no model file is available).
@@ -33,6 +37,8 @@ public struct Tracker: FrameSource {
         var model: ParametricModel?
         /// Head and mouth vertices of `model`, whose projections bound the head box.
         var headVertices: [Int]
+        /// Fit mode: what the fit reports (the static output `fit`).
+        var report: Value?
     }
 
     let settings: Settings
@@ -40,7 +46,10 @@ public struct Tracker: FrameSource {
 
     public init(params: Params) throws {
         let mode = try params.string("mode")
-        guard mode == "import" else { throw OperatorError("param 'mode' should be \"import\" (fitting is not built yet), got \"\(mode)\"") }
+        guard mode == "import" || mode == "fit" else { throw OperatorError("param 'mode' should be \"import\" or \"fit\", got \"\(mode)\"") }
+        guard mode == "fit" || params.has("path") else {
+            throw OperatorError("param 'path' is required in import mode: name the tracking file to import (or set mode to \"fit\")")
+        }
         let formatName = try params.string("format")
         var format: TrackingFormat?
         if formatName != "auto" {
@@ -51,12 +60,17 @@ public struct Tracker: FrameSource {
         }
         let headScale = try params.double("head_scale")
         guard headScale.isFinite, headScale > 0 else { throw OperatorError("param 'head_scale' should be a positive number, got \(headScale)") }
-        settings = Settings(url: try params.url("path"), format: format, model: try params.string("model"),
+        var fitting = LandmarkFit.Settings()
+        fitting.globalIterations = try params.int("iterations")
+        fitting.smoothness = try params.double("smoothness")
+        fitting.focal = params.has("focal") ? try params.double("focal") : nil
+        settings = Settings(fit: mode == "fit", url: params.has("path") ? try params.url("path") : nil, format: format,
+                            model: try params.string("model"),
                             baseDirectory: params.baseDirectory,
                             frames: params.has("frames") ? try params.int("frames") : nil,
                             width: params.has("width") ? try params.int("width") : nil,
                             height: params.has("height") ? try params.int("height") : nil,
-                            headScale: headScale)
+                            headScale: headScale, fitting: fitting)
         for (name, v) in [("frames", settings.frames), ("width", settings.width), ("height", settings.height)] {
             if let v, v < 1 { throw OperatorError("param '\(name)' should be at least 1, got \(v)") }
         }
@@ -64,12 +78,13 @@ public struct Tracker: FrameSource {
 
     // MARK: loading
 
-    func load() throws -> Loaded {
-        try loaded.get { try Self.load(settings) }
+    func load(_ inputs: Inputs, context: RunContext) throws -> Loaded {
+        try loaded.get { settings.fit ? try fitted(inputs, context: context) : try Self.load(settings) }
     }
 
     static func load(_ s: Settings) throws -> Loaded {
-        let format = try s.format ?? TrackingImport.detect(s.url)
+        guard let url = s.url else { throw OperatorError("param 'path' is required in import mode") }
+        let format = try s.format ?? TrackingImport.detect(url)
         let param = s.model
         guard !param.hasPrefix("builtin:") || param == HeadModel.name else {
             throw OperatorError("param 'model' names \"\(param)\"; the built-in model is \"\(HeadModel.name)\"")
@@ -79,29 +94,22 @@ public struct Tracker: FrameSource {
         var modelName: String?
         switch format {
         case .pgflow:
-            sequence = try TrackingImport.read(s.url, format: .pgflow, model: paramFile ?? param)
+            sequence = try TrackingImport.read(url, format: .pgflow, model: paramFile ?? param)
             modelName = sequence.frames[0].tracking.model
         case .portraitgen, .metrical:
             // builtin:head has neither SMPL-X's nor FLAME's joints: without a model file the clip
             // still imports (tracking and camera) but there is no mesh to rasterise.
-            sequence = try TrackingImport.read(s.url, format: format, model: paramFile ?? (format == .portraitgen ? "smplx" : "flame"))
+            sequence = try TrackingImport.read(url, format: format, model: paramFile ?? (format == .portraitgen ? "smplx" : "flame"))
             modelName = paramFile
         }
-        guard !sequence.frames.isEmpty else { throw OperatorError("Cannot import the tracking file '\(s.url.path)': it has no frames") }
+        guard !sequence.frames.isEmpty else { throw OperatorError("Cannot import the tracking file '\(url.path)': it has no frames") }
 
         var model: ParametricModel?
         if let name = modelName {
-            if name == HeadModel.name {
-                model = HeadModel.model
-            } else if name.hasPrefix("builtin:") {
+            guard name == HeadModel.name || !name.hasPrefix("builtin:") else {
                 throw OperatorError("'\(sequence.source)' names the model \"\(name)\"; the built-in model is \"\(HeadModel.name)\"")
-            } else {
-                do { model = try ParametricModel(npz: URL(fileURLWithPath: name)) } catch let e as ModelFileError {
-                    throw OperatorError(e.description)
-                } catch {
-                    throw OperatorError("The model file \(name) cannot be used: \(error)")
-                }
             }
+            model = try loadModel(name)
         }
         if let model {
             let expected = format == .portraitgen ? TrackingImport.smplxJointCount : format == .metrical ? TrackingImport.flameJointCount : nil
@@ -114,15 +122,30 @@ public struct Tracker: FrameSource {
                 }
             }
         }
+        return Loaded(sequence: sequence, model: model, headVertices: model.map(headVertices) ?? [])
+    }
+
+    /// builtin:head or a model NPZ (an absolute path).
+    static func loadModel(_ name: String) throws -> ParametricModel {
+        if name == HeadModel.name { return HeadModel.model }
+        do { return try ParametricModel(npz: URL(fileURLWithPath: name)) } catch let e as ModelFileError {
+            throw OperatorError(e.description)
+        } catch {
+            throw OperatorError("The model file \(name) cannot be used: \(error)")
+        }
+    }
+
+    /// Head and mouth vertices, whose projections bound the head box.
+    static func headVertices(_ m: ParametricModel) -> [Int] {
         let head: Set<Int32> = [ParametricModel.Region.head.rawValue, ParametricModel.Region.mouth.rawValue]
-        let headVertices = model.map { m in (0..<m.vertexCount).filter { head.contains(m.vertexRegions[$0]) } } ?? []
-        return Loaded(sequence: sequence, model: model, headVertices: headVertices)
+        return (0..<m.vertexCount).filter { head.contains(m.vertexRegions[$0]) }
     }
 
     // MARK: FrameSource
 
     public func frameCount(_ inputs: Inputs, context: RunContext) throws -> Int {
-        let l = try load()
+        if settings.fit { return try Self.detections(inputs).shape[0] }
+        let l = try load(inputs, context: context)
         let n = l.sequence.frames.count
         let source = l.sequence.source
         if let expected = settings.frames, expected != n {
@@ -140,7 +163,8 @@ public struct Tracker: FrameSource {
     }
 
     public func evaluate(_ inputs: Inputs, frame: Int?, context: RunContext) throws -> [String: Value] {
-        let l = try load()
+        let l = try load(inputs, context: context)
+        if frame == nil { return ["fit": l.report ?? .record(["mode": .string("import")])] }
         let n = l.sequence.frames.count
         guard let t = frame, t >= 0, t < n else {
             throw OperatorError("Tracker has frames 0…\(n - 1) of '\(l.sequence.source)', not \(frame.map(String.init) ?? "a static evaluation")")
