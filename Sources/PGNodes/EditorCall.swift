@@ -80,26 +80,27 @@ public struct EditorCall: Operator {
 /// An editor's answer as the plugin protocol carries it: `.npy` float32 `[H, W, 3]` (NumPy's
 /// layout, so a plugin needs no transpose), read without loss.
 enum ImageFile {
-    /// Reads an editor's answer: `[H, W, 3]` at the input's size, finite; values just outside
-    /// 0…1 are clamped.
-    static func read(_ url: URL, height h: Int, width w: Int) throws -> Tensor {
+    /// Reads an editor's answer: `[H, W, C]` (C = 3, or 1 for a matte) at the input's size,
+    /// finite; values just outside 0…1 are clamped.
+    static func read(_ url: URL, height h: Int, width w: Int, channels c: Int = 3) throws -> Tensor {
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw OperatorError("it reported success but wrote no output file \(url.path) (expected .npy float32 [\(h), \(w), 3])")
+            throw OperatorError("it reported success but wrote no output file \(url.path) (expected .npy float32 [\(h), \(w), \(c)])")
         }
         let data: Data
         do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
             throw OperatorError("its output \(url.path) cannot be read: \(error.localizedDescription)")
         }
         if data.starts(with: PluginHost.staleOutputMarker) {
-            throw OperatorError("it reported success but wrote no output file \(url.path) (expected .npy float32 [\(h), \(w), 3])")
+            throw OperatorError("it reported success but wrote no output file \(url.path) (expected .npy float32 [\(h), \(w), \(c)])")
         }
         var t: Tensor
         do { t = try Tensor(npyHWC: data) } catch {
             throw OperatorError("its output \(url.path) is not a readable .npy image: \(error)")
         }
-        guard t.shape == [3, h, w] else {
+        if c == 1, t.shape == [h, w] { t = Tensor(shape: [1, h, w], scalars: t.scalars) }
+        guard t.shape == [c, h, w] else {
             let got = t.shape.count == 3 ? [t.shape[1], t.shape[2], t.shape[0]] : t.shape
-            throw OperatorError("its output has shape \(got), expected [\(h), \(w), 3] (the input image's size, RGB)")
+            throw OperatorError("its output has shape \(got), expected [\(h), \(w), \(c)] (the input image's size, \(c == 3 ? "RGB" : "one channel"))")
         }
         var bad = 0
         t.withUnsafeMutableBufferPointer { v in

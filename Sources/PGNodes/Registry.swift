@@ -21,6 +21,9 @@ public enum Registry {
         TrackingExport.self,
         Tracker.self,
         EditorCall.self,
+        FaceLandmarks.self,
+        Collect.self,
+        Matte.self,
     ]
 
     public static func lookup(_ type: String) -> (any Operator.Type)? {
