@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Scripts/setup.sh
-bash Scripts/setup-plugins.sh   # the editors' Python environment, light set (style, opencv)
+bash Scripts/setup-plugins.sh   # the plugins' Python environment, light set (style, opencv, landmarks, matte)
 # The real clip some tests read (the demo itself does not need it): fetched once, never fatal here.
 bash Scripts/fetch-sample.sh || echo "demo: could not fetch data/single_face.mp4; the tests that read it will say they skipped"
 swift build -c release --product pgflow

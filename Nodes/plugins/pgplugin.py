@@ -12,6 +12,17 @@ A plugin is a function; this module runs the protocol loop around it:
 An edit function that also takes `box=None` (or **kwargs) gets EditorCall's head box, the
 request's [x0, y0, x1, y1] in pixels, or None. Import pgplugin before anything that may print.
 
+Landmark and matte plugins give `detect` or `matte` instead (or as well):
+
+    def detect(image, params):      # float32 [H, W, 3] in 0…1
+        return {"faces": 1, "layout": "ibug68", "points": [[x, y], ...], "confidence": 0.9,
+                "blendshapes": None, "head_pose": None}
+
+    def matte(image, params):
+        return alpha                # float32 [H, W, 1] (or [H, W]) in 0…1
+
+    pgplugin.serve(name="face", version="1.0.0", detect=detect)
+
 Importing this module reserves stdout for the protocol: file descriptor 1 and sys.stdout are
 pointed at stderr, so a stray print() or a C library writing to stdout lands in the node's log
 instead of corrupting the replies. Replies go to a private duplicate of the original stdout, one
@@ -113,6 +124,92 @@ def check_output(out, shape):
     return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
 
 
+def check_matte(out, shape):
+    """The matte as float32 [H, W, 1] in 0…1 (a [H, W] result is read as [H, W, 1]), or PluginError."""
+    if out is None:
+        raise PluginError("the matte function returned nothing")
+    try:
+        out = np.asarray(out, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise PluginError(f"the matte is not a numeric array ({exc})") from None
+    if out.ndim == 2:
+        out = out[:, :, None]
+    want = (shape[0], shape[1], 1)
+    if out.shape != want:
+        raise PluginError(f"the matte has shape {list(out.shape)}, expected {list(want)}")
+    bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
+    if bad:
+        raise PluginError(f"the matte has {bad} NaN or infinite values")
+    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+DETECTION_FIELDS = ("faces", "layout", "points", "confidence", "blendshapes", "head_pose")
+
+
+def _finite(value, what):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise PluginError(f"{what} is not a number: {value!r}") from None
+    if not math.isfinite(v):
+        raise PluginError(f"{what} is not finite: {v}")
+    return v
+
+
+def _floats(values, what, count=None):
+    """A flat list of finite floats from a list or array, or None for None."""
+    if values is None:
+        return None
+    try:
+        flat = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise PluginError(f"{what} must be a list of numbers or null") from None
+    if not np.isfinite(flat).all():
+        raise PluginError(f"{what} has NaN or infinite values")
+    if count is not None and flat.size != count:
+        raise PluginError(f"{what} has {flat.size} values, expected {count} (or null)")
+    return flat.tolist()
+
+
+def check_detection(result):
+    """A detect function's result as the reply's fields, exactly those of DETECTION_FIELDS, with plain
+    JSON numbers (NumPy arrays and scalars are accepted); or PluginError. With faces 0 the reply is
+    always points [], confidence 0, blendshapes and head_pose null."""
+    if not isinstance(result, dict):
+        raise PluginError(f"the detect function returned {type(result).__name__}, expected a dict")
+    unknown = sorted(set(result) - set(DETECTION_FIELDS))
+    if unknown:
+        raise PluginError(f"the detection has unknown fields {unknown} (expected {list(DETECTION_FIELDS)})")
+    faces = result.get("faces")
+    if isinstance(faces, bool) or not isinstance(faces, (int, np.integer)) or faces < 0:
+        raise PluginError(f"faces must be a count (0 or more), not {faces!r}")
+    faces = int(faces)
+    layout = result.get("layout")
+    if not isinstance(layout, str) or not layout:
+        raise PluginError(f"layout must name the point layout, not {layout!r}")
+    raw = result.get("points")
+    pts = np.asarray([] if raw is None else raw, dtype=np.float64)
+    if pts.size == 0:
+        pts = pts.reshape(0, 2)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise PluginError(f"points must be [[x, y], ...], not an array of shape {list(pts.shape)}")
+    if not np.isfinite(pts).all():
+        raise PluginError("points has NaN or infinite coordinates")
+    if faces == 0 and len(pts):
+        raise PluginError(f"faces is 0 but {len(pts)} points were given")
+    if faces > 0 and not len(pts):
+        raise PluginError(f"faces is {faces} but no points were given")
+    if faces == 0:                                   # no face: the documented empty reply
+        return {"faces": 0, "layout": layout, "points": [], "confidence": 0.0,
+                "blendshapes": None, "head_pose": None}
+    confidence = _finite(result.get("confidence", 1.0), "confidence")
+    if not 0.0 <= confidence <= 1.0:
+        raise PluginError(f"confidence must be in 0…1, not {confidence}")
+    return {"faces": faces, "layout": layout, "points": pts.tolist(), "confidence": confidence,
+            "blendshapes": _floats(result.get("blendshapes"), "blendshapes"),
+            "head_pose": _floats(result.get("head_pose"), "head_pose", 16)}
+
+
 # --- the loop -----------------------------------------------------------------------------------------
 def _accepts_box(edit):
     try:
@@ -148,9 +245,46 @@ def _edit(req, edit):
     return {"output": output, "seconds": round(seconds, 6)}
 
 
-def serve(name, version, edit, capabilities=("edit",)):
-    """Answer pgflow's requests until 'bye' or end of input; exits the process (0 on a clean end)."""
+def _image_request(req):
+    """(image [H, W, 3], params, output path or None) of a detect or matte request."""
+    inputs = req.get("inputs") or {}
+    if not isinstance(inputs, dict) or "image" not in inputs:
+        raise PluginError("the request has no image input")
+    params = req.get("params") or {}
+    if not isinstance(params, dict):
+        raise PluginError("params must be a JSON object")
+    output = req.get("output")
+    return read_npy(inputs["image"], 3, "image"), params, output if isinstance(output, str) and output else None
+
+
+def _detect(req, detect):
+    image, params, _ = _image_request(req)           # the output path is not used: the reply is the result
+    t0 = time.perf_counter()
+    result = detect(image, params)
+    seconds = time.perf_counter() - t0
+    return {**check_detection(result), "seconds": round(seconds, 6)}
+
+
+def _matte(req, matte):
+    image, params, output = _image_request(req)
+    if output is None:
+        raise PluginError("the request names no output file")
+    t0 = time.perf_counter()
+    out = matte(image, params)
+    seconds = time.perf_counter() - t0
+    write_npy(output, check_matte(out, image.shape))
+    return {"output": output, "seconds": round(seconds, 6)}
+
+
+def serve(name, version, edit=None, detect=None, matte=None, capabilities=None):
+    """Answer pgflow's requests until 'bye' or end of input; exits the process (0 on a clean end).
+    edit, detect, matte: the functions for those ops (any of them); capabilities, reported in the
+    handshake, default to the ops given."""
     global scratch
+    handlers = {op: (run, fn) for op, run, fn in (("edit", _edit, edit), ("detect", _detect, detect),
+                                                  ("matte", _matte, matte)) if fn is not None}
+    if capabilities is None:
+        capabilities = list(handlers)
     greeted = False
     try:
         while True:
@@ -180,19 +314,25 @@ def serve(name, version, edit, capabilities=("edit",)):
                        "capabilities": list(capabilities)})
             elif op == "bye":
                 break
-            elif op == "edit":
+            elif op in handlers:
                 rid = req.get("id")
                 if not greeted:
-                    _send({"id": rid, "ok": False, "error": "edit before hello"})
+                    _send({"id": rid, "ok": False, "error": f"{op} before hello"})
                     continue
+                run, fn = handlers[op]
                 try:
-                    reply = _edit(req, edit)
-                    _send({"id": rid, "ok": True, **reply})
+                    reply = {"id": rid, "ok": True, **run(req, fn)}
+                    json.dumps(reply, allow_nan=False)   # unsendable results fail here, as this request's error
                 except Exception as exc:                 # a bad request or model error, not fatal
                     if not isinstance(exc, PluginError):
                         traceback.print_exc(file=sys.stderr)
                     log(f"{name}: frame {req.get('frame')}: {_sentence(exc)}")
                     _send({"id": rid, "ok": False, "error": _sentence(exc)})
+                    continue
+                _send(reply)
+            elif op in ("edit", "detect", "matte"):
+                _send({"id": req.get("id"), "ok": False,
+                       "error": f"{name} does not do {op} (it does {', '.join(handlers) or 'nothing'})"})
             else:
                 _send({"id": req.get("id"), "ok": False, "error": f"unknown op {op!r}"})
     except BrokenPipeError:
