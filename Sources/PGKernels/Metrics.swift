@@ -63,6 +63,31 @@ public enum Metrics {
 }
 
 /// Temporal flicker accumulated one frame at a time (for a sink that streams its frames).
+extension Metrics {
+    /// Per channel, the (mask-weighted) mean and standard deviation of the image: the colour
+    /// statistics a style or colour edit moves, [mean₀, std₀, mean₁, std₁, …].
+    public static func colourStatistics(_ x: Tensor, mask: Tensor?) -> [Double] {
+        let c = x.shape[0], plane = x.count / c
+        var out: [Double] = []
+        for ch in 0..<c {
+            var w = 0.0, s = 0.0, s2 = 0.0
+            for i in 0..<plane {
+                let m = mask.map { Double($0.scalars[$0.count == plane ? i : ch * plane + i]) } ?? 1
+                let v = Double(x.scalars[ch * plane + i])
+                w += m; s += m * v; s2 += m * v * v
+            }
+            let mean = w > 0 ? s / w : 0
+            out += [mean, (max(0, (w > 0 ? s2 / w : 0) - mean * mean)).squareRoot()]
+        }
+        return out
+    }
+
+    /// ‖colourStatistics(a) − colourStatistics(b)‖₂.
+    public static func colourDistance(_ a: Tensor, _ b: Tensor, mask: Tensor?) -> Double {
+        zip(colourStatistics(a, mask: mask), colourStatistics(b, mask: mask)).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+    }
+}
+
 public struct TemporalFlicker: Sendable {
     public let mask: Tensor?
     private var previous: Tensor?

@@ -38,6 +38,8 @@ struct ExampleRun {
         "make-sample.json": ExampleRun(vars: [("size", "64"), ("frames", "10")]),
         "reconstruct.json": ExampleRun(vars: [("size", "64"), ("uv", "32"), ("steps", "6")], before: ["make-sample.json"],
                                        dedicated: true),   // ReconstructPipelineTests
+        "reconstruct-video.json": ExampleRun(vars: [("size", "128"), ("frames", "12"), ("uv", "32"), ("steps", "6")],
+                                             needsClip: true, dedicated: true),   // RealVideoTests
     ]
     static func of(_ name: String) -> ExampleRun { table[name] ?? ExampleRun() }
 }

@@ -32,10 +32,16 @@ extension Engine {
         let needed = graph.ancestors(of: targets.map(\.node))
         let nodes = order.filter(needed.contains)
 
-        // Sources say how long the clip is; everything per-frame follows them.
+        // Sources say how long the clip is; everything per-frame follows them. A source whose
+        // static inputs come from a sink or a static node (Tracker's fit reads a whole clip's
+        // detections) needs those made first: a plan of their own, which runs or reuses them.
         var frameCount: Int?
         var counted: String?
         for id in nodes where role(id) == .source {
+            let producers = Set(graph.node(id)!.inputs.map(\.source).filter { !perFrame($0) && role($0.node) != .source }.map(\.node))
+            if !producers.isEmpty {
+                try materializeOnce(producers.sorted().map { Target.node($0) }, recomputed: &recomputed)
+            }
             let c = try self.frameCount(id)
             if let n = frameCount, n != c, let first = counted {
                 throw RunError("the frame sources disagree: \"\(first)\" has \(n) frames, \"\(id)\" has \(c)")
@@ -115,6 +121,7 @@ extension Engine {
                 state.withLock { if !$0.summary.notNeeded.contains(id) { $0.summary.notNeeded.append(id) } }
                 continue
             }
+            guard !state.withLock({ $0.summary.cached.contains(id) || $0.summary.ran[id] != nil }) else { continue }
             emit(.cached(node: id, type: graph.node(id)!.type))
             state.withLock { $0.summary.cached.append(id) }
         }
