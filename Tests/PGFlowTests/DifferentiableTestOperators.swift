@@ -91,9 +91,30 @@ struct Add: Differentiable {
     }
 }
 
-let differentiableTestOperators: [any Operator.Type] = [Param.self, Affine.self, Gain.self, SquaredError.self, Add.self]
+/// A deterministic "editor" with dataset update: out = image + offset (each edit moves the
+/// target a step past the current prediction, so training chases it).
+struct Edit: Operator {
+    static let type = "Edit"
+    static let version = 1
+    let offset: Float
+    init(params: Params) throws { offset = Float(try params.double("offset")) }
+    func evaluate(_ inputs: Inputs, frame: Int?, context: RunContext) throws -> [String: Value] {
+        countEvaluation(Self.type, context)
+        let x = try inputs.tensor("image")
+        return ["image": .tensor(Tensor(shape: x.shape, scalars: x.scalars.map { $0 + offset }))]
+    }
+}
+
+let differentiableTestOperators: [any Operator.Type] = [Param.self, Affine.self, Gain.self, SquaredError.self, Add.self, Edit.self]
 
 let differentiableCatalogFiles: [String: String] = [
+    "Edit.json": """
+    {"type": "Edit", "doc": "image + offset, held inside optimize stages.", "dataset_update": true,
+     "inputs": {"image": {"type": "Tensor", "rate": "per-frame"}, "source": {"type": "Tensor", "rate": "per-frame"}},
+     "outputs": {"image": {"type": "Tensor", "rate": "per-frame"}},
+     "params": {"offset": {"type": "number", "default": 1}, "every": {"type": "int", "default": 4, "min": 1},
+                "max_edits": {"type": "int", "optional": true, "min": 1}}}
+    """,
     "Param.json": """
     {"type": "Param", "doc": "A trainable vector.", "trainable": true,
      "outputs": {"value": {"type": "Tensor", "rate": "static", "differentiable": true}},

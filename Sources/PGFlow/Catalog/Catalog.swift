@@ -87,8 +87,8 @@ struct SpecReader {
 
     mutating func read() -> NodeSpec? {
         guard let root = doc.root.objectMembers else { problem("", "a catalog entry must be a JSON object"); return nil }
-        for (k, _) in root where !["type", "doc", "inputs", "outputs", "params", "trainable", "cache"].contains(k) {
-            problem(k, "unknown key \"\(k)\" (expected type, doc, inputs, outputs, params, trainable, cache)")
+        for (k, _) in root where !["type", "doc", "inputs", "outputs", "params", "trainable", "cache", "dataset_update"].contains(k) {
+            problem(k, "unknown key \"\(k)\" (expected type, doc, inputs, outputs, params, trainable, cache, dataset_update)")
         }
         guard let type = doc.root["type"]?.string, !type.isEmpty else { problem("type", "missing \"type\""); return nil }
         let inputs = ports("inputs", isInput: true)
@@ -99,6 +99,15 @@ struct SpecReader {
         }
         var spec = NodeSpec(type: type, doc: doc.root["doc"]?.string ?? "", inputs: inputs, outputs: outputs,
                             params: params, trainable: doc.root["trainable"]?.bool ?? false, file: doc.file)
+        if let d = doc.root["dataset_update"] {
+            spec.datasetUpdate = d.bool ?? false
+            if d.bool == nil { problem("dataset_update", "dataset_update must be true or false") }
+            if spec.datasetUpdate {
+                if spec.role != .map { problem("dataset_update", "only a map node can hold a dataset update") }
+                if spec.input("source") == nil { problem("dataset_update", "a dataset-update node needs an input \"source\" (the target before any update)") }
+                if spec.param("every")?.kind != .int { problem("dataset_update", "a dataset-update node needs an int param \"every\" (steps between updates)") }
+            }
+        }
         if let c = doc.root["cache"] {
             if let policy = c.string.flatMap(CachePolicy.init(rawValue:)) {
                 spec.cache = policy

@@ -76,6 +76,10 @@ public struct NodeSpec: Sendable {
     public var file: String
     /// The type's default; a graph node's `"cache"` overrides it.
     public var cache: CachePolicy = .persist
+    /// Inside an optimize stage the node's per-frame output is a held training target, updated
+    /// from its inputs every `every` steps (params `every`, `max_edits`) and otherwise reused:
+    /// iterative dataset update (EditorCall; docs/DESIGN.md §3).
+    public var datasetUpdate = false
 
     public func input(_ name: String) -> PortSpec? { inputs.first { $0.name == name } }
     public func output(_ name: String) -> PortSpec? { outputs.first { $0.name == name } }

@@ -95,12 +95,12 @@ extension Engine {
 
     /// `forwardBackward`, recomputing the stage's constants when one of their cached values turns
     /// out damaged on the way (each damaged entry once, as `materialize` does).
-    func forwardBackwardRecovering(_ tg: TrainingGraph, loss: PortRef, frames: [Int])
+    func forwardBackwardRecovering(_ tg: TrainingGraph, loss: PortRef, frames: [Int], update: DatasetUpdateStep? = nil)
         throws -> (losses: [(String, Double)], gradients: [String: [String: Tensor]]) {
         var seen = Set<StaleEntry>()
         while true {
             do {
-                return try forwardBackward(tg, loss: loss, frames: frames)
+                return try forwardBackward(tg, loss: loss, frames: frames, update: update)
             } catch let stale as StaleEntry {
                 try recover(from: stale, seen: &seen)
                 try materialize(tg.constants.map { .node($0) })
@@ -109,8 +109,10 @@ extension Engine {
     }
 
     /// One forward and backward pass over `frames`, averaging over them. Returns the mean of each
-    /// loss term and the parameter gradients of the nodes in `graph.backward`.
-    func forwardBackward(_ tg: TrainingGraph, loss: PortRef, frames: [Int])
+    /// loss term and the parameter gradients of the nodes in `graph.backward`. With `update`, the
+    /// editing subgraph's targets come from (and, for the frames it edits, go to) its held
+    /// targets (`Engine+DatasetUpdate.swift`).
+    func forwardBackward(_ tg: TrainingGraph, loss: PortRef, frames: [Int], update: DatasetUpdateStep? = nil)
         throws -> (losses: [(String, Double)], gradients: [String: [String: Tensor]]) {
         let scale = 1.0 / Double(frames.count)
         var gradients: [String: [String: Tensor]] = [:]
@@ -177,11 +179,28 @@ extension Engine {
             try makeContext(loss.node).checkCancelled()
             var live = staticLive
             var saved: [String: (Saved?, Inputs)] = [:]
+            let initial = update.map { $0.held.values[t] == nil } ?? false
+            let editing = update.map { initial || $0.toEdit.contains(t) } ?? false
             for id in tg.live where role(id) == .map {
+                if let u = update, u.du.nodes.contains(id) {
+                    if editing {
+                        live[id] = try evaluateEditing(id, u.du, frame: t, initial: initial && !u.toEdit.contains(t), live: live)
+                    } else if let held = u.held.values[t]?[id] {
+                        live[id] = held
+                    }
+                    continue
+                }
                 let inputs = try trainingInputs(id, frame: t, live: live)
                 let (outs, s) = try run(id, inputs, t)
                 live[id] = outs
                 saved[id] = (s, inputs)
+            }
+            if let u = update, editing {
+                u.held.values[t] = Dictionary(uniqueKeysWithValues: u.du.boundary.map { ($0, live[$0] ?? [:]) })
+                if u.toEdit.contains(t) {
+                    u.held.edits[t, default: 0] += 1
+                    if u.held.editSteps.last != u.step { u.held.editSteps.append(u.step) }
+                }
             }
             guard let lv = live[loss.node]?[loss.port] else {
                 throw RunError(node: loss.node, type: graph.node(loss.node)!.type, frame: t, "produced no \(loss.port)")

@@ -9,9 +9,11 @@ struct TrainingState {
     var parameters: [String: [String: Tensor]]
     var adam: [String: Adam]
     var history: LossHistory
+    /// The dataset update's held targets (checkpoints only; a finished stage drops them).
+    var held: HeldTargets?
 
     var value: Value {
-        .record([
+        var r: [String: Value] = [
             "step": .number(Double(step)),
             "parameters": .record(parameters.mapValues { .record($0.mapValues { .tensor($0) }) }),
             "adam": .record(adam.mapValues { a in
@@ -22,7 +24,9 @@ struct TrainingState {
             "history.names": .list(history.names.map { .string($0) }),
             // Doubles, so a resumed stage's history (and CSV) is the uninterrupted one digit for digit.
             "history.values": .list(history.rows.flatMap { $0.map { .number($0) } }),
-        ])
+        ]
+        if let held { r["held"] = held.value }
+        return .record(r)
     }
 
     init(step: Int, parameters: [String: [String: Tensor]], adam: [String: Adam], history: LossHistory) {
@@ -52,6 +56,10 @@ struct TrainingState {
         let k = names.count
         let rows = k == 0 ? [] : stride(from: 0, to: values.count, by: k).map { i in Array(values[i..<(i + k)]) }
         self.history = LossHistory(names: names, rows: rows)
+        if let h = v["held"] {
+            guard let held = HeldTargets(h) else { return nil }
+            self.held = held
+        }
     }
 }
 
@@ -75,6 +83,7 @@ extension Engine {
         if let p = problems.first { throw RunError("stage \"\(stage.name)\": \(p.1)") }
         let stageRecipe = stageRecipe(o, loss: settings.loss, after: previousKey)
         let tg = try trainingGraph(loss: settings.loss, train: settings.train)
+        let du = datasetUpdate(tg)
         let recordID = stage.recordID
         let stageKey = CacheKey(hex: stageRecipe.key)!
         var ck = KeyHasher("pgflow.checkpoint.v1")
@@ -156,6 +165,7 @@ extension Engine {
             }
             training = TrainingState(step: 0, parameters: params, adam: adam, history: LossHistory())
         }
+        let update = du.map { DatasetUpdateStep($0, held: training.held ?? HeldTargets()) }
 
         var stepsThisProcess = 0
         while training.step < settings.steps {
@@ -171,7 +181,15 @@ extension Engine {
                 batch.append(pool.remove(at: Int(rng.next() % UInt64(pool.count))))
             }
             if !perFrame { batch = [0] }
-            let (losses, gradients) = try forwardBackwardRecovering(tg, loss: settings.loss, frames: batch)
+            if let update {
+                update.step = training.step
+                update.toEdit = framesToEdit(update.du, step: training.step, batch: batch, held: update.held)
+            }
+            var (losses, gradients) = try forwardBackwardRecovering(tg, loss: settings.loss, frames: batch, update: update)
+            if let update {
+                training.held = update.held
+                losses.append(("edits", Double(update.held.totalEdits)))
+            }
             let lrScale = Float(settings.schedule.scale(step: training.step, of: settings.steps))
             for id in settings.train {
                 for (g, grad) in gradients[id] ?? [:] {
@@ -194,6 +212,15 @@ extension Engine {
             if training.step % settings.checkpointEvery == 0 && training.step < settings.steps {
                 try store.store(checkpointKey, ["state": training.value], info: info)
             }
+        }
+        if let held = training.held {
+            let steps = held.editSteps
+            let when = steps.count <= 6 ? steps.map(String.init).joined(separator: ", ")
+                : steps.prefix(3).map(String.init).joined(separator: ", ") + ", …, " + steps.suffix(2).map(String.init).joined(separator: ", ")
+            let note = "; dataset update: \(held.totalEdits) edit\(held.totalEdits == 1 ? "" : "s") of \(held.edits.values.filter { $0 > 0 }.count) frames"
+                + (steps.isEmpty ? "" : " at steps \(when)")
+            state.withLock { $0.summary.ran[recordID] = ($0.summary.ran[recordID] ?? "") + note }
+            training.held = nil
         }
         try store.store(stageKey, ["state": training.value], info: info)
         try finish(training)
