@@ -24,6 +24,7 @@ public enum Registry {
         FaceLandmarks.self,
         Collect.self,
         Matte.self,
+        ExprLoss.self,
     ]
 
     public static func lookup(_ type: String) -> (any Operator.Type)? {

@@ -1,0 +1,204 @@
+import Foundation
+import PGTensor
+
+/// pgflow's built-in expression encoder E for ExprLoss (PortraitGen §3.3.1 uses EMOCA, whose
+/// weights cannot be had here): a weights-free, differentiable descriptor of the *shape* of a
+/// face's edges — where the mouth, eyes and brows are and which way their edges run — that
+/// ignores colour, brightness, contrast and fine texture, so a stylised or relit frame with the
+/// same expression encodes close to the original.
+///
+/// Forward (`encode`), on a head box of the image:
+/// 1. crop: the box resampled bilinearly to size × size, as luminance 0.299R + 0.587G + 0.114B
+///    (colour drops out here);
+/// 2. blur: a Gaussian of σ = `blur` crop pixels (brush strokes and skin texture drop out);
+/// 3. gradients gx, gy (central differences) and the structure tensor (gx², gx·gy, gy²),
+///    averaged over cells × cells cells;
+/// 4. per cell k with energy Sₖ = Aₖ + Cₖ: the edge orientation ((A − C)/(S + ε), 2B/(S + ε)) —
+///    invariant to contrast and to light/dark inversion — and the relative energy Sₖ / mean(S),
+///    with ε = 0.05·mean(S) so flat cells say "no edge" rather than noise.
+/// The features are those 3·cells² numbers. Opening the mouth, closing an eye or raising a brow
+/// moves and turns edges between cells; a uniform colour change changes none of them.
+///
+/// Backward (`encodeVJP`) is reverse mode through the same steps back to the image; the tests
+/// check it against central differences and the forward against a plain reference.
+public enum ExpressionEncoder {
+    public struct Settings: Sendable, Equatable {
+        public var size = 128
+        public var cells = 16
+        public var blur = 1.5
+        public init() {}
+    }
+
+    public static let lumaWeights: [Float] = [0.299, 0.587, 0.114]
+
+    public struct Saved: Sendable {
+        var box: SIMD4<Double>
+        var height: Int, width: Int
+        var gx: [Float], gy: [Float]
+        var a: [Double], b: [Double], c: [Double]   // per cell
+        public var features: [Float]
+    }
+
+    /// Feature count for `settings`.
+    public static func count(_ s: Settings) -> Int { 3 * s.cells * s.cells }
+
+    /// Encodes the box [x0, y0, x1, y1] (pixels) of `image` [3, H, W].
+    public static func encode(_ image: Tensor, box: SIMD4<Double>, settings s: Settings = Settings()) -> Saved {
+        precondition(image.rank == 3 && image.shape[0] == 3, "the expression encoder takes an RGB image [3, H, W]")
+        precondition(s.size % s.cells == 0, "size should be a multiple of cells")
+        let h = image.shape[1], w = image.shape[2], n = s.size
+        // 1. Luminance crop.
+        var crop = [Float](repeating: 0, count: n * n)
+        image.withUnsafeBufferPointer { img in
+            for i in 0..<n { for j in 0..<n {
+                var v: Float = 0
+                for (idx, wt) in samples(i, j, box: box, size: n, height: h, width: w) {
+                    v += wt * (lumaWeights[0] * img[idx] + lumaWeights[1] * img[h * w + idx] + lumaWeights[2] * img[2 * h * w + idx])
+                }
+                crop[i * n + j] = v
+            } }
+        }
+        // 2. Blur, 3. gradients.
+        let blurred = blur(crop, size: n, sigma: s.blur)
+        var gx = [Float](repeating: 0, count: n * n), gy = gx
+        for i in 0..<n { for j in 0..<n {
+            gx[i * n + j] = 0.5 * (blurred[i * n + min(n - 1, j + 1)] - blurred[i * n + max(0, j - 1)])
+            gy[i * n + j] = 0.5 * (blurred[min(n - 1, i + 1) * n + j] - blurred[max(0, i - 1) * n + j])
+        } }
+        // Structure tensor per cell.
+        let k = s.cells, cs = n / k
+        var a = [Double](repeating: 0, count: k * k), b = a, c = a
+        for i in 0..<n { for j in 0..<n {
+            let cell = (i / cs) * k + j / cs
+            let x = Double(gx[i * n + j]), y = Double(gy[i * n + j])
+            a[cell] += x * x; b[cell] += x * y; c[cell] += y * y
+        } }
+        let area = Double(cs * cs)
+        for q in 0..<(k * k) { a[q] /= area; b[q] /= area; c[q] /= area }
+        return Saved(box: box, height: h, width: w, gx: gx, gy: gy, a: a, b: b, c: c, features: features(a, b, c))
+    }
+
+    static func features(_ a: [Double], _ b: [Double], _ c: [Double]) -> [Float] {
+        let cells = a.count
+        let m = zip(a, c).map(+).reduce(0, +) / Double(cells) + 1e-12
+        let e = 0.05 * m
+        var f = [Float](repeating: 0, count: 3 * cells)
+        for q in 0..<cells {
+            let s = a[q] + c[q], d = s + e
+            f[3 * q] = Float((a[q] - c[q]) / d)
+            f[3 * q + 1] = Float(2 * b[q] / d)
+            f[3 * q + 2] = Float(s / m)
+        }
+        return f
+    }
+
+    /// The gradient of ⟨features, cotangent⟩ with respect to the image, [3, H, W].
+    public static func encodeVJP(_ saved: Saved, cotangent g: [Float], settings s: Settings = Settings()) -> Tensor {
+        let n = s.size, k = s.cells, cs = n / k, cells = k * k
+        precondition(g.count == 3 * cells, "the cotangent should have \(3 * cells) values")
+        let (a, b, c) = (saved.a, saved.b, saved.c)
+        // 4. Features → cell tensors.
+        let m = zip(a, c).map(+).reduce(0, +) / Double(cells) + 1e-12
+        let e = 0.05 * m
+        var gE = 0.0, gM = 0.0
+        var dA = [Double](repeating: 0, count: cells), dB = dA, dC = dA
+        for q in 0..<cells {
+            let s = a[q] + c[q], d = s + e
+            let g1 = Double(g[3 * q]), g2 = Double(g[3 * q + 1]), g3 = Double(g[3 * q + 2])
+            let viaD = -g1 * (a[q] - c[q]) / (d * d) - g2 * 2 * b[q] / (d * d)
+            gE += viaD
+            gM += -g3 * s / (m * m)
+            dA[q] = g1 / d + viaD + g3 / m
+            dC[q] = -g1 / d + viaD + g3 / m
+            dB[q] = 2 * g2 / d
+        }
+        // e = 0.05·m and m = mean(A + C): every cell's A and C feed them.
+        let shared = (0.05 * gE + gM) / Double(cells)
+        for q in 0..<cells { dA[q] += shared; dC[q] += shared }
+        // 3. Cells → gradients → blurred crop.
+        let area = Double(cs * cs)
+        var dBlurred = [Float](repeating: 0, count: n * n)
+        for i in 0..<n { for j in 0..<n {
+            let cell = (i / cs) * k + j / cs
+            let x = Double(saved.gx[i * n + j]), y = Double(saved.gy[i * n + j])
+            let dgx = Float((2 * x * dA[cell] + y * dB[cell]) / area)
+            let dgy = Float((x * dB[cell] + 2 * y * dC[cell]) / area)
+            dBlurred[i * n + min(n - 1, j + 1)] += 0.5 * dgx
+            dBlurred[i * n + max(0, j - 1)] -= 0.5 * dgx
+            dBlurred[min(n - 1, i + 1) * n + j] += 0.5 * dgy
+            dBlurred[max(0, i - 1) * n + j] -= 0.5 * dgy
+        } }
+        // 2. Blur (its transpose), 1. the crop back into the image's three channels.
+        let dCrop = blurTransposed(dBlurred, size: n, sigma: s.blur)
+        let h = saved.height, w = saved.width
+        var out = Tensor(zeros: [3, h, w])
+        out.withUnsafeMutableBufferPointer { o in
+            for i in 0..<n { for j in 0..<n {
+                let d = dCrop[i * n + j]
+                if d == 0 { continue }
+                for (idx, wt) in samples(i, j, box: saved.box, size: n, height: h, width: w) {
+                    for ch in 0..<3 { o[ch * h * w + idx] += wt * lumaWeights[ch] * d }
+                }
+            } }
+        }
+        return out
+    }
+
+    // MARK: stages
+
+    /// The bilinear taps of crop pixel (i, j): image index and weight (positions clamped to the image).
+    @inline(__always)
+    static func samples(_ i: Int, _ j: Int, box: SIMD4<Double>, size n: Int, height h: Int, width w: Int) -> [(Int, Float)] {
+        let x = box.x + (Double(j) + 0.5) * (box.z - box.x) / Double(n) - 0.5
+        let y = box.y + (Double(i) + 0.5) * (box.w - box.y) / Double(n) - 0.5
+        let cx = min(max(x, 0), Double(w - 1)), cy = min(max(y, 0), Double(h - 1))
+        let x0 = Int(cx.rounded(.down)), y0 = Int(cy.rounded(.down))
+        let x1 = min(x0 + 1, w - 1), y1 = min(y0 + 1, h - 1)
+        let fx = Float(cx - Double(x0)), fy = Float(cy - Double(y0))
+        return [(y0 * w + x0, (1 - fx) * (1 - fy)), (y0 * w + x1, fx * (1 - fy)),
+                (y1 * w + x0, (1 - fx) * fy), (y1 * w + x1, fx * fy)]
+    }
+
+    static func gaussian(_ sigma: Double) -> [Float] {
+        guard sigma > 0 else { return [1] }
+        let r = max(1, Int((3 * sigma).rounded(.up)))
+        var k = (-r...r).map { Float(exp(-Double($0 * $0) / (2 * sigma * sigma))) }
+        let sum = k.reduce(0, +)
+        for i in k.indices { k[i] /= sum }
+        return k
+    }
+
+    /// Separable Gaussian blur with clamped borders.
+    static func blur(_ x: [Float], size n: Int, sigma: Double) -> [Float] {
+        let k = gaussian(sigma), r = k.count / 2
+        var rows = [Float](repeating: 0, count: n * n), out = rows
+        for i in 0..<n { for j in 0..<n {
+            var v: Float = 0
+            for t in -r...r { v += k[t + r] * x[i * n + min(n - 1, max(0, j + t))] }
+            rows[i * n + j] = v
+        } }
+        for i in 0..<n { for j in 0..<n {
+            var v: Float = 0
+            for t in -r...r { v += k[t + r] * rows[min(n - 1, max(0, i + t)) * n + j] }
+            out[i * n + j] = v
+        } }
+        return out
+    }
+
+    /// The transpose of `blur` (clamping makes it differ from the blur at the borders).
+    static func blurTransposed(_ g: [Float], size n: Int, sigma: Double) -> [Float] {
+        let k = gaussian(sigma), r = k.count / 2
+        var rows = [Float](repeating: 0, count: n * n), out = rows
+        for i in 0..<n { for j in 0..<n {
+            let v = g[i * n + j]
+            if v == 0 { continue }
+            for t in -r...r { rows[min(n - 1, max(0, i + t)) * n + j] += k[t + r] * v }
+        } }
+        for i in 0..<n { for j in 0..<n {
+            let v = rows[i * n + j]
+            if v == 0 { continue }
+            for t in -r...r { out[i * n + min(n - 1, max(0, j + t))] += k[t + r] * v }
+        } }
+        return out
+    }
+}
