@@ -3,16 +3,18 @@ import PGKernels
 import PGTensor
 
 /// Combines images per frame: side by side (for comparison videos), one over another through a
-/// mask, or an edited face crop pasted back into its box through a head mask (face-aware
-/// editing, PortraitGen §3.3). See `Nodes/Composite.json`.
+/// mask, a box cut out and scaled to a square (the head crop of face-aware editing), or an edited
+/// face crop pasted back into its box through a head mask (PortraitGen §3.3). See
+/// `Nodes/Composite.json`.
 public struct Composite: Operator {
     public static let type = "Composite"
     public static let version = 1
 
-    enum Mode: String { case sideBySide = "side-by-side", over, paste }
+    enum Mode: String { case sideBySide = "side-by-side", over, paste, crop }
     let mode: Mode
     let gap: Int
     let background: [Float]
+    let size: Int
 
     public init(params: Params) throws {
         let m = try params.string("mode")
@@ -20,6 +22,7 @@ public struct Composite: Operator {
         self.mode = mode
         gap = try params.int("gap")
         background = try params.doubles("background").map(Float.init)
+        size = try params.int("size")
     }
 
     public func evaluate(_ inputs: Inputs, frame: Int?, context: RunContext) throws -> [String: Value] {
@@ -41,7 +44,21 @@ public struct Composite: Operator {
             guard a.shape[0] == b.shape[0] else { throw OperatorError("crop a has \(a.shape[0]) channels, image b has \(b.shape[0])") }
             let mask = try maskFor(inputs, height: b.shape[1], width: b.shape[2])
             return ["image": .tensor(paste(a, into: b, box: box, mask: mask))]
+        case .crop:
+            let box = try boxFor(inputs, height: a.shape[1], width: a.shape[2])
+            return ["image": .tensor(crop(a, box: box, size: size))]
         }
+    }
+
+    /// The box's pixels scaled to size × size (bilinear), what paste puts back.
+    func crop(_ image: Tensor, box: (x0: Int, y0: Int, x1: Int, y1: Int), size: Int) -> Tensor {
+        let c = image.shape[0], w = image.shape[2]
+        let bw = box.x1 - box.x0, bh = box.y1 - box.y0
+        var patch = Tensor(zeros: [c, bh, bw])
+        for ch in 0..<c { for y in 0..<bh { for x in 0..<bw {
+            patch.scalars[ch * bh * bw + y * bw + x] = image.scalars[ch * image.shape[1] * w + (box.y0 + y) * w + box.x0 + x]
+        } } }
+        return resized(patch, height: size, width: size)
     }
 
     /// Images laid left to right, each scaled to the first one's height, `gap` pixels apart.

@@ -77,7 +77,9 @@ public struct Loss: Differentiable {
             }
             return (p, Tensor(shape: p.shape, scalars: w.scalars))
         }
-        var t = try input(tName)
+        // The stable term compares with the unedited source when one is connected (the edit
+        // loss: L1(I_F[0:3], I_src) while the image terms chase the edited target).
+        var t = try input(term == .stable && inputs["source"] != nil ? "source" : tName)
         if term == .stable {
             // Eq. 12: the first three feature channels are pushed towards the photo itself.
             guard p.shape[0] >= t.shape[0] else {

@@ -42,3 +42,26 @@ enum Silhouette {
         return Tensor(shape: [1, h, w], scalars: out)
     }
 }
+
+extension Silhouette {
+    /// `mask` grown by `radius` pixels (a square max filter, separable), for blending a pasted
+    /// head over its surroundings with some margin.
+    static func dilated(_ mask: Tensor, radius: Int) -> Tensor {
+        guard radius > 0 else { return mask }
+        let h = mask.shape[1], w = mask.shape[2]
+        var rows = [Float](repeating: 0, count: w * h), out = rows
+        mask.withUnsafeBufferPointer { m in
+            for y in 0..<h { for x in 0..<w {
+                var best: Float = 0
+                for k in max(0, x - radius)...min(w - 1, x + radius) { best = max(best, m[y * w + k]) }
+                rows[y * w + x] = best
+            } }
+        }
+        for y in 0..<h { for x in 0..<w {
+            var best: Float = 0
+            for k in max(0, y - radius)...min(h - 1, y + radius) { best = max(best, rows[k * w + x]) }
+            out[y * w + x] = best
+        } }
+        return Tensor(shape: mask.shape, scalars: out)
+    }
+}

@@ -28,6 +28,8 @@ public struct Tracker: FrameSource {
         var width: Int?
         var height: Int?
         var headScale: Double
+        /// head_mask's margin as a fraction of the image's longer side.
+        var headMaskMargin: Double
         var fitting: LandmarkFit.Settings
     }
 
@@ -39,6 +41,20 @@ public struct Tracker: FrameSource {
         var headVertices: [Int]
         /// Fit mode: what the fit reports (the static output `fit`).
         var report: Value?
+
+        /// Faces of the head, mouth and neck (every corner in those regions): head_mask's mesh.
+        var headFaces: [Int32] {
+            guard let m = model else { return [] }
+            let keep: Set<Int32> = [ParametricModel.Region.head.rawValue, ParametricModel.Region.mouth.rawValue, ParametricModel.Region.neck.rawValue]
+            var out: [Int32] = []
+            for f in 0..<m.faceCount {
+                let (a, b, c) = m.face(f)
+                if keep.contains(m.vertexRegions[a]) && keep.contains(m.vertexRegions[b]) && keep.contains(m.vertexRegions[c]) {
+                    out += [Int32(a), Int32(b), Int32(c)]
+                }
+            }
+            return out
+        }
     }
 
     let settings: Settings
@@ -70,7 +86,7 @@ public struct Tracker: FrameSource {
                             frames: params.has("frames") ? try params.int("frames") : nil,
                             width: params.has("width") ? try params.int("width") : nil,
                             height: params.has("height") ? try params.int("height") : nil,
-                            headScale: headScale, fitting: fitting)
+                            headScale: headScale, headMaskMargin: try params.double("head_mask_margin"), fitting: fitting)
         for (name, v) in [("frames", settings.frames), ("width", settings.width), ("height", settings.height)] {
             if let v, v < 1 { throw OperatorError("param '\(name)' should be at least 1, got \(v)") }
         }
@@ -183,6 +199,9 @@ public struct Tracker: FrameSource {
             out["mesh"] = .record(["vertices": .tensor(Tensor(shape: [model.vertexCount, 3], scalars: vertices)),
                                    "faces": .tensor(Tensor(shape: [model.faceCount, 3], scalars: model.faces.map(Float.init)))])
             out["mask"] = .tensor(Silhouette.mask(vertices: vertices, faces: model.faces, camera: camera))
+            let headFaces = l.headFaces
+            let radius = Int((settings.headMaskMargin * Double(max(camera.width, camera.height))).rounded())
+            out["head_mask"] = .tensor(Silhouette.dilated(Silhouette.mask(vertices: vertices, faces: headFaces, camera: camera), radius: radius))
             func vertex(_ i: Int) -> SIMD3<Double> { SIMD3(Double(vertices[3 * i]), Double(vertices[3 * i + 1]), Double(vertices[3 * i + 2])) }
             var head = l.headVertices.map(vertex)
             for k in 0..<model.landmarkCount {
@@ -197,6 +216,7 @@ public struct Tracker: FrameSource {
         } else {
             out["mesh"] = .record(["vertices": .tensor(Tensor(zeros: [0, 3])), "faces": .tensor(Tensor(zeros: [0, 3]))])
             out["mask"] = .tensor(Tensor(zeros: [1, camera.height, camera.width]))
+            out["head_mask"] = out["mask"]
         }
         out["head_box"] = .tensor(Tensor(shape: [4], scalars: Self.headBox(points, scale: settings.headScale,
                                                                            width: camera.width, height: camera.height)))
