@@ -13,19 +13,22 @@ import PGTensor
 /// 2. blur: a Gaussian of σ = `blur` crop pixels (brush strokes and skin texture drop out);
 /// 3. gradients gx, gy (central differences) and the structure tensor (gx², gx·gy, gy²),
 ///    averaged over cells × cells cells;
-/// 4. per cell k with energy Sₖ = Aₖ + Cₖ: the edge orientation ((A − C)/(S + ε), 2B/(S + ε)) —
-///    invariant to contrast and to light/dark inversion — and the relative energy Sₖ / mean(S),
-///    with ε = 0.05·mean(S) so flat cells say "no edge" rather than noise.
-/// The features are those 3·cells² numbers. Opening the mouth, closing an eye or raising a brow
-/// moves and turns edges between cells; a uniform colour change changes none of them.
+/// 4. per cell k with energy Sₖ = Aₖ + Cₖ: the edge orientation ((A − C)/(S + ε), 2B/(S + ε)),
+///    the doubled-angle vector of the dominant edge scaled by how coherent it is — invariant to
+///    contrast and to light/dark inversion — with ε = 0.05·mean(S) so flat cells say "no edge"
+///    rather than noise.
+/// The features are those 2·cells² numbers. Opening the mouth, closing an eye or raising a brow
+/// moves and turns edges between cells; a uniform colour change changes none of them. (An edge
+/// *energy* feature per cell was measured too and dropped: brush strokes and texture move it more
+/// than expressions do — `pgbench expression`.)
 ///
 /// Backward (`encodeVJP`) is reverse mode through the same steps back to the image; the tests
 /// check it against central differences and the forward against a plain reference.
 public enum ExpressionEncoder {
     public struct Settings: Sendable, Equatable {
         public var size = 128
-        public var cells = 16
-        public var blur = 1.5
+        public var cells = 32
+        public var blur = 3.0
         public init() {}
     }
 
@@ -40,25 +43,15 @@ public enum ExpressionEncoder {
     }
 
     /// Feature count for `settings`.
-    public static func count(_ s: Settings) -> Int { 3 * s.cells * s.cells }
+    public static func count(_ s: Settings) -> Int { 2 * s.cells * s.cells }
 
     /// Encodes the box [x0, y0, x1, y1] (pixels) of `image` [3, H, W].
     public static func encode(_ image: Tensor, box: SIMD4<Double>, settings s: Settings = Settings()) -> Saved {
         precondition(image.rank == 3 && image.shape[0] == 3, "the expression encoder takes an RGB image [3, H, W]")
         precondition(s.size % s.cells == 0, "size should be a multiple of cells")
         let h = image.shape[1], w = image.shape[2], n = s.size
-        // 1. Luminance crop.
-        var crop = [Float](repeating: 0, count: n * n)
-        image.withUnsafeBufferPointer { img in
-            for i in 0..<n { for j in 0..<n {
-                var v: Float = 0
-                for (idx, wt) in samples(i, j, box: box, size: n, height: h, width: w) {
-                    v += wt * (lumaWeights[0] * img[idx] + lumaWeights[1] * img[h * w + idx] + lumaWeights[2] * img[2 * h * w + idx])
-                }
-                crop[i * n + j] = v
-            } }
-        }
-        // 2. Blur, 3. gradients.
+        // 1. Luminance crop, 2. blur, 3. gradients.
+        let crop = lumaCrop(image, box: box, size: n)
         let blurred = blur(crop, size: n, sigma: s.blur)
         var gx = [Float](repeating: 0, count: n * n), gy = gx
         for i in 0..<n { for j in 0..<n {
@@ -82,12 +75,11 @@ public enum ExpressionEncoder {
         let cells = a.count
         let m = zip(a, c).map(+).reduce(0, +) / Double(cells) + 1e-12
         let e = 0.05 * m
-        var f = [Float](repeating: 0, count: 3 * cells)
+        var f = [Float](repeating: 0, count: 2 * cells)
         for q in 0..<cells {
-            let s = a[q] + c[q], d = s + e
-            f[3 * q] = Float((a[q] - c[q]) / d)
-            f[3 * q + 1] = Float(2 * b[q] / d)
-            f[3 * q + 2] = Float(s / m)
+            let d = a[q] + c[q] + e
+            f[2 * q] = Float((a[q] - c[q]) / d)
+            f[2 * q + 1] = Float(2 * b[q] / d)
         }
         return f
     }
@@ -95,25 +87,24 @@ public enum ExpressionEncoder {
     /// The gradient of ⟨features, cotangent⟩ with respect to the image, [3, H, W].
     public static func encodeVJP(_ saved: Saved, cotangent g: [Float], settings s: Settings = Settings()) -> Tensor {
         let n = s.size, k = s.cells, cs = n / k, cells = k * k
-        precondition(g.count == 3 * cells, "the cotangent should have \(3 * cells) values")
+        precondition(g.count == 2 * cells, "the cotangent should have \(2 * cells) values")
         let (a, b, c) = (saved.a, saved.b, saved.c)
         // 4. Features → cell tensors.
         let m = zip(a, c).map(+).reduce(0, +) / Double(cells) + 1e-12
         let e = 0.05 * m
-        var gE = 0.0, gM = 0.0
+        var gE = 0.0
         var dA = [Double](repeating: 0, count: cells), dB = dA, dC = dA
         for q in 0..<cells {
-            let s = a[q] + c[q], d = s + e
-            let g1 = Double(g[3 * q]), g2 = Double(g[3 * q + 1]), g3 = Double(g[3 * q + 2])
+            let d = a[q] + c[q] + e
+            let g1 = Double(g[2 * q]), g2 = Double(g[2 * q + 1])
             let viaD = -g1 * (a[q] - c[q]) / (d * d) - g2 * 2 * b[q] / (d * d)
             gE += viaD
-            gM += -g3 * s / (m * m)
-            dA[q] = g1 / d + viaD + g3 / m
-            dC[q] = -g1 / d + viaD + g3 / m
+            dA[q] = g1 / d + viaD
+            dC[q] = -g1 / d + viaD
             dB[q] = 2 * g2 / d
         }
-        // e = 0.05·m and m = mean(A + C): every cell's A and C feed them.
-        let shared = (0.05 * gE + gM) / Double(cells)
+        // e = 0.05·m and m = mean(A + C): every cell's A and C feed it.
+        let shared = 0.05 * gE / Double(cells)
         for q in 0..<cells { dA[q] += shared; dC[q] += shared }
         // 3. Cells → gradients → blurred crop.
         let area = Double(cs * cs)
@@ -145,6 +136,55 @@ public enum ExpressionEncoder {
     }
 
     // MARK: stages
+
+    /// The box of `image` [C, H, W] resampled bilinearly to [C, size, size] (what an external
+    /// expression encoder plugin is given).
+    public static func crop(_ image: Tensor, box: SIMD4<Double>, size n: Int) -> Tensor {
+        let c = image.shape[0], h = image.shape[1], w = image.shape[2]
+        var out = Tensor(zeros: [c, n, n])
+        image.withUnsafeBufferPointer { img in
+            out.withUnsafeMutableBufferPointer { o in
+                for i in 0..<n { for j in 0..<n {
+                    for (idx, wt) in samples(i, j, box: box, size: n, height: h, width: w) {
+                        for ch in 0..<c { o[ch * n * n + i * n + j] += wt * img[ch * h * w + idx] }
+                    }
+                } }
+            }
+        }
+        return out
+    }
+
+    /// The transpose of `crop`: a gradient on the crop [C, size, size] back onto the image [C, H, W].
+    public static func cropVJP(_ g: Tensor, box: SIMD4<Double>, height h: Int, width w: Int) -> Tensor {
+        let c = g.shape[0], n = g.shape[1]
+        var out = Tensor(zeros: [c, h, w])
+        g.withUnsafeBufferPointer { gv in
+            out.withUnsafeMutableBufferPointer { o in
+                for i in 0..<n { for j in 0..<n {
+                    for (idx, wt) in samples(i, j, box: box, size: n, height: h, width: w) {
+                        for ch in 0..<c { o[ch * h * w + idx] += wt * gv[ch * n * n + i * n + j] }
+                    }
+                } }
+            }
+        }
+        return out
+    }
+
+    /// The box of `image` resampled bilinearly to size × size as luminance (row-major).
+    public static func lumaCrop(_ image: Tensor, box: SIMD4<Double>, size n: Int) -> [Float] {
+        let h = image.shape[1], w = image.shape[2]
+        var crop = [Float](repeating: 0, count: n * n)
+        image.withUnsafeBufferPointer { img in
+            for i in 0..<n { for j in 0..<n {
+                var v: Float = 0
+                for (idx, wt) in samples(i, j, box: box, size: n, height: h, width: w) {
+                    v += wt * (lumaWeights[0] * img[idx] + lumaWeights[1] * img[h * w + idx] + lumaWeights[2] * img[2 * h * w + idx])
+                }
+                crop[i * n + j] = v
+            } }
+        }
+        return crop
+    }
 
     /// The bilinear taps of crop pixel (i, j): image index and weight (positions clamped to the image).
     @inline(__always)

@@ -91,7 +91,6 @@ import Testing
             let d: Double = A[q] + C[q] + 0.05 * m
             out.append((A[q] - C[q]) / d)
             out.append(2 * B[q] / d)
-            out.append((A[q] + C[q]) / m)
         }
         return out
     }
