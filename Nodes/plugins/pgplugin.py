@@ -276,13 +276,41 @@ def _matte(req, matte):
     return {"output": output, "seconds": round(seconds, 6)}
 
 
-def serve(name, version, edit=None, detect=None, matte=None, capabilities=None):
+def _features(values, what):
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if arr.size == 0 or not np.all(np.isfinite(arr)):
+        raise PluginError(f"{what} must be a non-empty list of finite numbers")
+    return arr
+
+
+def _encode(req, encode):
+    image, params, _ = _image_request(req)
+    t0 = time.perf_counter()
+    features = _features(encode(image, params), "the features")
+    return {"features": [float(v) for v in features], "seconds": round(time.perf_counter() - t0, 6)}
+
+
+def _vjp(req, vjp):
+    image, params, output = _image_request(req)
+    if output is None:
+        raise PluginError("the request names no output file")
+    cot = _features(req.get("cotangent"), "the request's cotangent")
+    t0 = time.perf_counter()
+    grad = np.asarray(vjp(image, params, cot), dtype=np.float32)
+    if grad.shape != image.shape or not np.all(np.isfinite(grad)):
+        raise PluginError(f"the image gradient must be finite and shaped like the image {list(image.shape)}, got {list(grad.shape)}")
+    write_npy(output, grad)
+    return {"output": output, "seconds": round(time.perf_counter() - t0, 6)}
+
+
+def serve(name, version, edit=None, detect=None, matte=None, encode=None, vjp=None, capabilities=None):
     """Answer pgflow's requests until 'bye' or end of input; exits the process (0 on a clean end).
-    edit, detect, matte: the functions for those ops (any of them); capabilities, reported in the
-    handshake, default to the ops given."""
+    edit, detect, matte, encode, vjp: the functions for those ops (any of them); capabilities,
+    reported in the handshake, default to the ops given."""
     global scratch
     handlers = {op: (run, fn) for op, run, fn in (("edit", _edit, edit), ("detect", _detect, detect),
-                                                  ("matte", _matte, matte)) if fn is not None}
+                                                  ("matte", _matte, matte), ("encode", _encode, encode),
+                                                  ("vjp", _vjp, vjp)) if fn is not None}
     if capabilities is None:
         capabilities = list(handlers)
     greeted = False
@@ -330,7 +358,7 @@ def serve(name, version, edit=None, detect=None, matte=None, capabilities=None):
                     _send({"id": rid, "ok": False, "error": _sentence(exc)})
                     continue
                 _send(reply)
-            elif op in ("edit", "detect", "matte"):
+            elif op in ("edit", "detect", "matte", "encode", "vjp"):
                 _send({"id": req.get("id"), "ok": False,
                        "error": f"{name} does not do {op} (it does {', '.join(handlers) or 'nothing'})"})
             else:

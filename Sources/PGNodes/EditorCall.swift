@@ -82,7 +82,8 @@ public struct EditorCall: Operator {
 enum ImageFile {
     /// Reads an editor's answer: `[H, W, C]` (C = 3, or 1 for a matte) at the input's size,
     /// finite; values just outside 0…1 are clamped.
-    static func read(_ url: URL, height h: Int, width w: Int, channels c: Int = 3) throws -> Tensor {
+    /// With `range` nil (a gradient, not an image) values are only checked to be finite.
+    static func read(_ url: URL, height h: Int, width w: Int, channels c: Int = 3, range: ClosedRange<Float>? = 0...1) throws -> Tensor {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw OperatorError("it reported success but wrote no output file \(url.path) (expected .npy float32 [\(h), \(w), \(c)])")
         }
@@ -106,10 +107,10 @@ enum ImageFile {
         t.withUnsafeMutableBufferPointer { v in
             for i in v.indices {
                 let x = v[i]
-                if !x.isFinite { bad += 1 } else if x < 0 { v[i] = 0 } else if x > 1 { v[i] = 1 }
+                if !x.isFinite { bad += 1 } else if let range { v[i] = min(max(x, range.lowerBound), range.upperBound) }
             }
         }
-        if bad > 0 { throw OperatorError("its output holds \(bad) NaN or infinite values (expected finite values in 0…1)") }
+        if bad > 0 { throw OperatorError("its output holds \(bad) NaN or infinite values (expected finite values\(range == nil ? "" : " in 0…1"))") }
         return t
     }
 }

@@ -6,13 +6,19 @@ import PGTensor
 /// PortraitGen's expression similarity guidance (§3.3.1): ‖E(crop(I)) − E(crop(I_src))‖², the
 /// mean squared difference of expression features of the render and of the *unedited* frame on
 /// a head crop, so repeated 2D edits cannot drift the expression. E is pgflow's built-in
-/// `ExpressionEncoder` (no weights). See `Nodes/ExprLoss.json`.
+/// `ExpressionEncoder` (no weights), or an `expression` plugin (EMOCA, say) that returns features
+/// for a crop and, for the backward pass, the crop's gradient for a feature cotangent; pgflow
+/// crops and pulls that gradient back to the frame. See `Nodes/ExprLoss.json`.
 public struct ExprLoss: Differentiable {
     public static let type = "ExprLoss"
     public static let version = 1
 
     let settings: ExpressionEncoder.Settings
     let scale: Double
+    /// An external encoder: its catalogued name and params.
+    let plugin: String?
+    let given: JSON?
+    let base: URL
 
     public init(params: Params) throws {
         var s = ExpressionEncoder.Settings()
@@ -22,11 +28,39 @@ public struct ExprLoss: Differentiable {
         guard s.size % s.cells == 0 else { throw OperatorError("param 'size' (\(s.size)) should be a multiple of 'cells' (\(s.cells))") }
         settings = s
         scale = try params.double("scale")
+        plugin = params.has("plugin") ? try params.string("plugin") : nil
+        given = params["params"]
+        base = params.baseDirectory
     }
 
     struct State {
-        var image: ExpressionEncoder.Saved
+        var image: ExpressionEncoder.Saved?
         var difference: [Float]
+        /// Plugin mode: the box and the image's crop, for the plugin's VJP.
+        var box: SIMD4<Double>
+        var crop: Tensor?
+    }
+
+    // MARK: the external encoder
+
+    func pluginRequest(_ op: String, frame t: Int, host: PluginHost) throws -> [(key: String, value: JSON)] {
+        let params = try host.manifest(plugin!).completeParams(given, base: base)
+        return [("op", .string(op)), ("frame", .int(Int64(t))),
+                ("params", .object(params.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }))]
+    }
+
+    func encode(_ crop: Tensor, frame t: Int, context: RunContext, what: String) throws -> [Float] {
+        guard let host = context.plugins else { throw OperatorError("ExprLoss with a plugin needs a run's plugin host (run it in a graph)") }
+        return try host.call(plugin!, try pluginRequest("encode", frame: t, host: host), files: [("image", crop.npyDataHWC())],
+                             what: "the expression features of \(what) in frame \(t)") { reply, _ in
+            guard let list = reply["features"]?.array, !list.isEmpty else {
+                throw OperatorError("plugin \"\(plugin!)\": its reply has no 'features' list")
+            }
+            return try list.map { v in
+                guard let d = v.double, d.isFinite else { throw OperatorError("plugin \"\(plugin!)\": a feature is not a finite number: \(v.text)") }
+                return Float(d)
+            }
+        }
     }
 
     /// The crop box: the input box scaled about its centre; nil when there is no face (an empty
@@ -49,12 +83,25 @@ public struct ExprLoss: Differentiable {
             // No face in the crop: no term, no gradient (never NaN).
             return (["loss": .number(0), "features": .tensor(Tensor(zeros: [d]))], Saved.none)
         }
+        if plugin != nil {
+            let t = frame ?? 0
+            let crop = ExpressionEncoder.crop(image, box: box, size: settings.size)
+            let mine = try encode(crop, frame: t, context: context, what: "the image")
+            let theirs = try encode(ExpressionEncoder.crop(source, box: box, size: settings.size), frame: t, context: context, what: "the source")
+            guard mine.count == theirs.count else {
+                throw OperatorError("plugin \"\(plugin!)\" gave \(mine.count) features for the image but \(theirs.count) for the source")
+            }
+            let diff = zip(mine, theirs).map { $0 - $1 }
+            let loss = diff.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(diff.count)
+            return (["loss": .number(loss), "features": .tensor(Tensor(shape: [mine.count], scalars: mine))],
+                    Saved(State(image: nil, difference: diff, box: box, crop: crop)))
+        }
         let mine = ExpressionEncoder.encode(image, box: box, settings: settings)
         let theirs = ExpressionEncoder.encode(source, box: box, settings: settings)
         let diff = zip(mine.features, theirs.features).map { $0 - $1 }
         let loss = diff.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(d)
         return (["loss": .number(loss), "features": .tensor(Tensor(shape: [d], scalars: mine.features))],
-                Saved(State(image: mine, difference: diff)))
+                Saved(State(image: mine, difference: diff, box: box, crop: nil)))
     }
 
     public func vjp(_ cotangents: [String: Value], saved: Saved, inputs: Inputs, frame: Int?, context: RunContext) throws -> Gradients {
@@ -64,6 +111,21 @@ public struct ExprLoss: Differentiable {
         }
         let d = Float(state.difference.count)
         let g = state.difference.map { Float(c) * 2 * $0 / d }
-        return Gradients(inputs: ["image": .tensor(ExpressionEncoder.encodeVJP(state.image, cotangent: g, settings: settings))])
+        if let saved = state.image {
+            return Gradients(inputs: ["image": .tensor(ExpressionEncoder.encodeVJP(saved, cotangent: g, settings: settings))])
+        }
+        // The plugin's gradient on the crop, pulled back through the crop onto the frame.
+        guard let host = context.plugins, let crop = state.crop else { throw OperatorError("ExprLoss with a plugin needs a run's plugin host") }
+        let t = frame ?? 0
+        var request = try pluginRequest("vjp", frame: t, host: host)
+        request.append(("cotangent", .array(g.map { .double(Double($0)) })))
+        let n = settings.size
+        let cropGradient = try host.call(plugin!, request, files: [("image", crop.npyDataHWC())],
+                                         what: "the expression gradient of frame \(t)") { _, output in
+            do { return try ImageFile.read(output, height: n, width: n, channels: 3, range: nil) } catch let e as OperatorError {
+                throw OperatorError("plugin \"\(plugin!)\": \(e.message)")
+            }
+        }
+        return Gradients(inputs: ["image": .tensor(ExpressionEncoder.cropVJP(cropGradient, box: state.box, height: image.shape[1], width: image.shape[2]))])
     }
 }
