@@ -12,13 +12,17 @@ case "editor":
     EditorBench.run(Array(arguments.dropFirst()))
 case "track":
     TrackBench.run(Array(arguments.dropFirst()))
+case "expression":
+    ExpressionBench.run(Array(arguments.dropFirst()))
 default:
-    print("usage: pgbench <splat|conv|editor|track>")
+    print("usage: pgbench <splat|conv|editor|track|expression>")
     print("  splat [--quick] [--runs N] [--count 10000,50000] [--size 256] [--channels 32] [--threads 1,2]")
     print("        Splat forward and forward+backward on a head-sized cloud")
     print("  conv  [--quick] [--runs N] [--sizes 256,512] [--threads 1,2] [--layers]")
     print("        NeuralRenderer forward and forward+backward against the machine's sgemm")
     print("  track [--frames 75] [--size 256] [--noise 1.5] [--iterations 200]")
     print("        Tracker's landmark fit on the synthetic performance against its known truth")
+    print("  expression [--video data/single_face.mp4] [--size 256]")
+    print("        ExprLoss's built-in encoder: distances under expression, style and colour changes")
     exit(arguments.isEmpty ? 0 : 1)
 }

@@ -4,9 +4,22 @@ import PGNodes
 import PGTensor
 import Testing
 
-func composite(_ mode: String, gap: Int = 2) throws -> Composite {
-    try Composite(params: Params(["mode": .string(mode), "gap": .int(Int64(gap)), "background": .array([.double(0.5)])],
+func composite(_ mode: String, gap: Int = 2, size: Int = 512) throws -> Composite {
+    try Composite(params: Params(["mode": .string(mode), "gap": .int(Int64(gap)), "background": .array([.double(0.5)]),
+                                  "size": .int(Int64(size))],
                                  baseDirectory: URL(fileURLWithPath: "/")))
+}
+
+@Test func cropCutsTheBoxAndPasteBringsItBack() throws {
+    var frame = Tensor(zeros: [1, 8, 8])
+    for y in 0..<8 { for x in 0..<8 { frame[0, y, x] = Float(y * 8 + x) } }
+    let box: Value = .list([.number(2), .number(3), .number(6), .number(7)])
+    let crop = try #require(try composite("crop", size: 4).evaluate(Inputs(["a": .tensor(frame), "box": box]), frame: 0, context: .standalone())["image"]?.tensor)
+    #expect(crop.shape == [1, 4, 4])
+    #expect(crop[0, 0, 0] == frame[0, 3, 2] && crop[0, 3, 3] == frame[0, 6, 5], "a box the crop's size is copied exactly")
+    let back = try #require(try composite("paste").evaluate(Inputs(["a": .tensor(crop), "b": .tensor(Tensor(zeros: [1, 8, 8])), "box": box]),
+                                                            frame: 0, context: .standalone())["image"]?.tensor)
+    #expect(back[0, 4, 3] == frame[0, 4, 3] && back[0, 0, 0] == 0)
 }
 
 @Test func sideBySideScalesToTheFirstHeightAndFillsTheGap() throws {
