@@ -78,22 +78,8 @@ extension Tracker {
         }
 
         // The tracked sequence, as import mode would have read it from a file.
+        let frames = Self.trackedFrames(result, model: model, width: width, height: height, observations: observations)
         let cam = result.camera
-        let camera = PinholeCamera(fx: cam.focal, fy: cam.focal, cx: cam.cx, cy: cam.cy, width: width, height: height,
-                                   worldToCamera: cam.worldToCamera.map(Float.init))
-        let headJoints = FaceFit.headJoints(of: model)
-        var frames: [TrackedFrame] = []
-        for t in 0..<n {
-            let p = result.poses[t]
-            var pose = [Float](repeating: 0, count: 3 * model.jointCount)
-            for (j, s) in headJoints { for k in 0..<3 { pose[3 * j + k] = Float(s * p.rotation[k]) } }
-            let tracking = Tracking(model: model.name, shape: result.shape.map(Float.init), expression: p.expression.map(Float.init),
-                                    pose: pose, rotation: .zero, translation: SIMD3<Float>(p.translation),
-                                    jaw: model.jawJoint == nil ? .zero : SIMD3<Float>(p.jaw))
-            let points = observations[t].points.flatMap { [Float($0.x), Float($0.y)] }
-            frames.append(TrackedFrame(tracking: tracking, camera: camera, landmarks: result.detected[t] ? points : nil,
-                                       extras: ["detected": Tensor(shape: [1], scalars: [result.detected[t] ? 1 : 0])]))
-        }
         let errors = result.errors.compactMap { $0 }
         let seconds = Date().timeIntervalSince(started)
         let report: Value = .record([
@@ -111,6 +97,27 @@ extension Tracker {
         context.progress(n, of: n)
         return Loaded(sequence: TrackingSequence(source: "the landmark fit", format: .pgflow, frames: frames),
                       model: model, headVertices: Self.headVertices(model), report: report)
+    }
+
+    /// A fit's result as tracked frames (what import mode reads from a file): the head's rotation
+    /// shared out over the head joints, the fixed camera, the observed landmarks where a face was.
+    public static func trackedFrames(_ result: LandmarkFit.Result, model: ParametricModel, width: Int, height: Int,
+                                     observations: [LandmarkFit.Observation]) -> [TrackedFrame] {
+        let cam = result.camera
+        let camera = PinholeCamera(fx: cam.focal, fy: cam.focal, cx: cam.cx, cy: cam.cy, width: width, height: height,
+                                   worldToCamera: cam.worldToCamera.map(Float.init))
+        let headJoints = FaceFit.headJoints(of: model)
+        return result.poses.indices.map { t in
+            let p = result.poses[t]
+            var pose = [Float](repeating: 0, count: 3 * model.jointCount)
+            for (j, s) in headJoints { for k in 0..<3 { pose[3 * j + k] = Float(s * p.rotation[k]) } }
+            let tracking = Tracking(model: model.name, shape: result.shape.map(Float.init), expression: p.expression.map(Float.init),
+                                    pose: pose, rotation: .zero, translation: SIMD3<Float>(p.translation),
+                                    jaw: model.jawJoint == nil ? .zero : SIMD3<Float>(p.jaw))
+            let points = observations[t].points.flatMap { [Float($0.x), Float($0.y)] }
+            return TrackedFrame(tracking: tracking, camera: camera, landmarks: result.detected[t] ? points : nil,
+                                extras: ["detected": Tensor(shape: [1], scalars: [result.detected[t] ? 1 : 0])])
+        }
     }
 
     /// "3, 7–9, 12" for frame lists in messages.

@@ -12,6 +12,7 @@ import PGTensor
 enum TrackBench {
     static func run(_ arguments: [String]) {
         var frames = 75, size = 256, noise = 1.5, seed: UInt64 = 0, iterations = 200, smoothness = 0.3
+        var export: String?
         var i = 0
         func value() -> String {
             i += 1
@@ -26,19 +27,21 @@ enum TrackBench {
             case "--seed": seed = UInt64(value()) ?? seed
             case "--iterations": iterations = Int(value()) ?? iterations
             case "--smoothness": smoothness = Double(value()) ?? smoothness
-            default: print("usage: pgbench track [--frames 75] [--size 256] [--noise 1.5] [--seed 0] [--iterations 200] [--smoothness 0.3]"); exit(1)
+            case "--export": export = value()
+            default: print("usage: pgbench track [--frames 75] [--size 256] [--noise 1.5] [--seed 0] [--iterations 200] [--smoothness 0.3] [--export fitted.json]"); exit(1)
             }
             i += 1
         }
         do {
-            try measure(frames: frames, size: size, noise: noise, seed: seed, iterations: iterations, smoothness: smoothness)
+            try measure(frames: frames, size: size, noise: noise, seed: seed, iterations: iterations, smoothness: smoothness,
+                        export: export.map { URL(fileURLWithPath: $0) })
         } catch {
             print("pgbench track: \(error)")
             exit(1)
         }
     }
 
-    static func measure(frames: Int, size: Int, noise: Double, seed: UInt64, iterations: Int, smoothness: Double) throws {
+    static func measure(frames: Int, size: Int, noise: Double, seed: UInt64, iterations: Int, smoothness: Double, export: URL?) throws {
         guard let nodes = Catalog.defaultDirectory(executable: URL(fileURLWithPath: CommandLine.arguments[0]).absoluteURL,
                                                    environment: ProcessInfo.processInfo.environment),
               let catalog = try? Catalog.load(nodes), let spec = catalog.specs["Performance"] else {
@@ -114,6 +117,13 @@ enum TrackBench {
         print("| focal length (fit / truth, px) | \(String(format: "%.1f / %.1f", camera.focal, truthFocal)) |")
         print("| fit time (total s / per frame ms) | \(String(format: "%.2f / %.1f", seconds, 1000 * seconds / n)) |")
         print("| model evaluations (forward + VJP) | \(result.iterations) |")
+        if let export {
+            // The fitted tracking as a pgflow file: reconstruct the sample with it
+            // (pgflow exec Graphs/reconstruct.json --set tracking=…) to compare with the true tracking.
+            let tracked = Tracker.trackedFrames(result, model: model, width: size, height: size, observations: observations)
+            try TrackingFile.data(tracked, model: HeadModel.name, for: export).write(to: export, options: .atomic)
+            print("wrote the fitted tracking to \(export.path)")
+        }
         if ProcessInfo.processInfo.environment["TRACE"] != nil { print(rotationErrors.map { String(format: "%.1f", $0) }.joined(separator: " ")) }
     }
 

@@ -38,6 +38,8 @@ struct ExampleRun {
         "make-sample.json": ExampleRun(vars: [("size", "64"), ("frames", "10")]),
         "reconstruct.json": ExampleRun(vars: [("size", "64"), ("uv", "32"), ("steps", "6")], before: ["make-sample.json"],
                                        dedicated: true),   // ReconstructPipelineTests
+        "edit.json": ExampleRun(vars: [("size", "128"), ("frames", "12"), ("uv", "32"), ("steps", "10"), ("edit_steps", "8")],
+                                needsClip: true, dedicated: true),   // EditGraphTests
         "reconstruct-video.json": ExampleRun(vars: [("size", "128"), ("frames", "12"), ("uv", "32"), ("steps", "6")],
                                              needsClip: true, dedicated: true),   // RealVideoTests
     ]

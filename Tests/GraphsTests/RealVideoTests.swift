@@ -26,7 +26,10 @@ struct RealVideoTests {
             #expect(imported.frames.count == 12)
             #expect(imported.frames[0].camera.width == 128)
             let metrics = try #require(s.outputs.first { $0.target == "metrics.metrics" }?.value.record)
-            #expect((metrics["psnr"]?.number ?? 0) > 5, "held-out PSNR inside the matte: \(metrics)")
+            // Measured on the held-out 40% (frames 7–11) inside the matte, with the landmarks detected
+            // again on the render (after 6 training steps the render is no face yet: missed).
+            #expect(metrics["frames"]?.number == 5 && (metrics["psnr"]?.number ?? .nan).isFinite, "\(metrics)")
+            #expect(metrics["landmark_missed"] != nil, "\(metrics)")
         }
     }
 }
