@@ -10,18 +10,15 @@ public struct EditorCall: Operator {
     public static let type = "EditorCall"
     public static let version = 1
 
-    let plugin: String
-    let given: JSON?
+    let call: PluginCall
     let seed: UInt64
-    let base: URL
     /// Built-in editors' per-run state (parsed LUTs); one per node, as operators are made per run.
     let builtins = BuiltinEditors()
 
     public init(params: Params) throws {
-        plugin = try params.string("plugin")
-        given = params["params"]
+        guard let call = try PluginCall(params) else { throw OperatorError("param 'plugin' is required") }
+        self.call = call
         seed = UInt64(try params.int("seed"))
-        base = params.baseDirectory
     }
 
     /// The seed a frame's edit gets: the node's seed and the frame mixed, below 2³¹ so that every
@@ -32,13 +29,9 @@ public struct EditorCall: Operator {
     }
 
     public func evaluate(_ inputs: Inputs, frame: Int?, context: RunContext) throws -> [String: Value] {
-        guard let host = context.plugins else { throw OperatorError("EditorCall needs a run's plugin host (run it in a graph)") }
-        let manifest = try host.manifest(plugin)
-        let params = manifest.completeParams(given, base: base)
-        let image = try inputs.tensor("image")
-        guard image.rank == 3, image.shape[0] == 3 else {
-            throw OperatorError("input 'image' should be an RGB image [3, H, W], got \(image.shape)")
-        }
+        let host = try call.host(context)
+        let manifest = try host.manifest(call.plugin)
+        let image = try inputs.rgb("image")
         let (h, w) = (image.shape[1], image.shape[2])
         for port in ["source", "mask"] {
             guard let t = inputs[port]?.tensor else { continue }
@@ -48,7 +41,7 @@ public struct EditorCall: Operator {
             }
         }
         if manifest.builtin {
-            return ["image": .tensor(try builtins.edit(plugin, image: image, params: params))]
+            return ["image": .tensor(try builtins.edit(call.plugin, image: image, params: try call.params(host)))]
         }
         let t = frame ?? 0
         var files: [(port: String, bytes: Data)] = [("image", image.npyDataHWC())]
@@ -57,21 +50,15 @@ public struct EditorCall: Operator {
             // Per-frame editing feeds the same frame as image and source: encode it once.
             files.append((port, port == "source" && tensor == image ? files[0].bytes : tensor.npyDataHWC()))
         }
-        var request: [(key: String, value: JSON)] = [
-            ("op", .string("edit")), ("frame", .int(Int64(t))), ("seed", .int(Int64(Self.frameSeed(seed, frame: t)))),
-            ("params", .object(params.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) })),
-        ]
+        var request = try call.request("edit", frame: t, host: host)
+        request.append(("seed", .int(Int64(Self.frameSeed(seed, frame: t)))))
         // Boxes are [x0, y0, x1, y1] as a list of numbers (Tracker's head_box) or a tensor.
         if let box = inputs["box"] {
             let numbers = box.list?.compactMap(\.number) ?? box.tensor?.scalars.map(Double.init) ?? []
             request.append(("box", .array(numbers.map { .double($0) })))
         }
-        let edited = try host.call(plugin, request, files: files, what: "the edit of frame \(t)") { _, output in
-            do {
-                return try ImageFile.read(output, height: h, width: w)
-            } catch let e as OperatorError {
-                throw OperatorError("plugin \"\(plugin)\": \(e.message)")
-            }
+        let edited = try host.call(call.plugin, request, files: files, what: "the edit of frame \(t)") { _, output in
+            try call.named { try ImageFile.read(output, height: h, width: w) }
         }
         return ["image": .tensor(edited)]
     }

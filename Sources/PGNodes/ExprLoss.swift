@@ -15,10 +15,8 @@ public struct ExprLoss: Differentiable {
 
     let settings: ExpressionEncoder.Settings
     let scale: Double
-    /// An external encoder: its catalogued name and params.
-    let plugin: String?
-    let given: JSON?
-    let base: URL
+    /// An external encoder.
+    let call: PluginCall?
 
     public init(params: Params) throws {
         var s = ExpressionEncoder.Settings()
@@ -28,9 +26,7 @@ public struct ExprLoss: Differentiable {
         guard s.size % s.cells == 0 else { throw OperatorError("param 'size' (\(s.size)) should be a multiple of 'cells' (\(s.cells))") }
         settings = s
         scale = try params.double("scale")
-        plugin = params.has("plugin") ? try params.string("plugin") : nil
-        given = params["params"]
-        base = params.baseDirectory
+        call = try PluginCall(params)
     }
 
     struct State {
@@ -43,22 +39,16 @@ public struct ExprLoss: Differentiable {
 
     // MARK: the external encoder
 
-    func pluginRequest(_ op: String, frame t: Int, host: PluginHost) throws -> [(key: String, value: JSON)] {
-        let params = try host.manifest(plugin!).completeParams(given, base: base)
-        return [("op", .string(op)), ("frame", .int(Int64(t))),
-                ("params", .object(params.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }))]
-    }
-
-    func encode(_ crop: Tensor, frame t: Int, context: RunContext, what: String) throws -> [Float] {
-        guard let host = context.plugins else { throw OperatorError("ExprLoss with a plugin needs a run's plugin host (run it in a graph)") }
-        return try host.call(plugin!, try pluginRequest("encode", frame: t, host: host), files: [("image", crop.npyDataHWC())],
+    func encode(_ call: PluginCall, _ crop: Tensor, frame t: Int, context: RunContext, what: String) throws -> [Float] {
+        let host = try call.host(context)
+        return try host.call(call.plugin, try call.request("encode", frame: t, host: host), files: [("image", crop.npyDataHWC())],
                              what: "the expression features of \(what) in frame \(t)") { reply, _ in
-            guard let list = reply["features"]?.array, !list.isEmpty else {
-                throw OperatorError("plugin \"\(plugin!)\": its reply has no 'features' list")
-            }
-            return try list.map { v in
-                guard let d = v.double, d.isFinite else { throw OperatorError("plugin \"\(plugin!)\": a feature is not a finite number: \(v.text)") }
-                return Float(d)
+            try call.named {
+                guard let list = reply["features"]?.array, !list.isEmpty else { throw OperatorError("its reply has no 'features' list") }
+                return try list.map { v in
+                    guard let d = v.double, d.isFinite else { throw OperatorError("a feature is not a finite number: \(v.text)") }
+                    return Float(d)
+                }
             }
         }
     }
@@ -75,21 +65,20 @@ public struct ExprLoss: Differentiable {
     }
 
     public func forward(_ inputs: Inputs, frame: Int?, context: RunContext) throws -> (outputs: [String: Value], saved: Saved) {
-        let image = try inputs.tensor("image"), source = try inputs.tensor("source")
-        guard image.rank == 3, image.shape[0] == 3 else { throw OperatorError("input 'image' should be RGB [3, H, W], got \(image.shape)") }
+        let image = try inputs.rgb("image"), source = try inputs.tensor("source")
         guard source.shape == image.shape else { throw OperatorError("input 'source' is \(source.shape), image \(image.shape); they must match") }
         let d = ExpressionEncoder.count(settings)
         guard let box = try cropBox(inputs) else {
             // No face in the crop: no term, no gradient (never NaN).
             return (["loss": .number(0), "features": .tensor(Tensor(zeros: [d]))], Saved.none)
         }
-        if plugin != nil {
+        if let call {
             let t = frame ?? 0
             let crop = ExpressionEncoder.crop(image, box: box, size: settings.size)
-            let mine = try encode(crop, frame: t, context: context, what: "the image")
-            let theirs = try encode(ExpressionEncoder.crop(source, box: box, size: settings.size), frame: t, context: context, what: "the source")
+            let mine = try encode(call, crop, frame: t, context: context, what: "the image")
+            let theirs = try encode(call, ExpressionEncoder.crop(source, box: box, size: settings.size), frame: t, context: context, what: "the source")
             guard mine.count == theirs.count else {
-                throw OperatorError("plugin \"\(plugin!)\" gave \(mine.count) features for the image but \(theirs.count) for the source")
+                throw OperatorError("plugin \"\(call.plugin)\" gave \(mine.count) features for the image but \(theirs.count) for the source")
             }
             let diff = zip(mine, theirs).map { $0 - $1 }
             let loss = diff.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(diff.count)
@@ -115,16 +104,15 @@ public struct ExprLoss: Differentiable {
             return Gradients(inputs: ["image": .tensor(ExpressionEncoder.encodeVJP(saved, cotangent: g, settings: settings))])
         }
         // The plugin's gradient on the crop, pulled back through the crop onto the frame.
-        guard let host = context.plugins, let crop = state.crop else { throw OperatorError("ExprLoss with a plugin needs a run's plugin host") }
+        guard let call, let crop = state.crop else { throw OperatorError("ExprLoss: the saved state has no crop for the plugin's backward pass") }
+        let host = try call.host(context)
         let t = frame ?? 0
-        var request = try pluginRequest("vjp", frame: t, host: host)
+        var request = try call.request("vjp", frame: t, host: host)
         request.append(("cotangent", .array(g.map { .double(Double($0)) })))
         let n = settings.size
-        let cropGradient = try host.call(plugin!, request, files: [("image", crop.npyDataHWC())],
+        let cropGradient = try host.call(call.plugin, request, files: [("image", crop.npyDataHWC())],
                                          what: "the expression gradient of frame \(t)") { _, output in
-            do { return try ImageFile.read(output, height: n, width: n, channels: 3, range: nil) } catch let e as OperatorError {
-                throw OperatorError("plugin \"\(plugin!)\": \(e.message)")
-            }
+            try call.named { try ImageFile.read(output, height: n, width: n, channels: 3, range: nil) }
         }
         return Gradients(inputs: ["image": .tensor(ExpressionEncoder.cropVJP(cropGradient, box: state.box, height: image.shape[1], width: image.shape[2]))])
     }

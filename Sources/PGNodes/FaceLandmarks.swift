@@ -10,33 +10,20 @@ public struct FaceLandmarks: Operator {
     public static let type = "FaceLandmarks"
     public static let version = 1
 
-    let plugin: String
-    let given: JSON?
-    let base: URL
+    let call: PluginCall
 
     public init(params: Params) throws {
-        plugin = try params.string("plugin")
-        given = params["params"]
-        base = params.baseDirectory
+        guard let call = try PluginCall(params) else { throw OperatorError("param 'plugin' is required") }
+        self.call = call
     }
 
     public func evaluate(_ inputs: Inputs, frame: Int?, context: RunContext) throws -> [String: Value] {
-        guard let host = context.plugins else { throw OperatorError("FaceLandmarks needs a run's plugin host (run it in a graph)") }
-        let manifest = try host.manifest(plugin)
-        let params = manifest.completeParams(given, base: base)
-        let image = try inputs.tensor("image")
-        guard image.rank == 3, image.shape[0] == 3 else {
-            throw OperatorError("input 'image' should be an RGB image [3, H, W], got \(image.shape)")
-        }
+        let host = try call.host(context)
+        let image = try inputs.rgb("image")
         let t = frame ?? 0
-        let request: [(key: String, value: JSON)] = [
-            ("op", .string("detect")), ("frame", .int(Int64(t))),
-            ("params", .object(params.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) })),
-        ]
-        let detection = try host.call(plugin, request, files: [("image", image.npyDataHWC())], what: "the landmarks of frame \(t)") { reply, _ in
-            do { return try Detection(reply: reply) } catch let e as OperatorError {
-                throw OperatorError("plugin \"\(plugin)\": \(e.message)")
-            }
+        let detection = try host.call(call.plugin, try call.request("detect", frame: t, host: host), files: [("image", image.npyDataHWC())],
+                                      what: "the landmarks of frame \(t)") { reply, _ in
+            try call.named { try Detection(reply: reply) }
         }
         return detection.outputs
     }
