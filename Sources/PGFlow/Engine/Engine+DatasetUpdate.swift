@@ -117,6 +117,10 @@ final class DatasetUpdateStep {
     /// Frames to edit in this step.
     var toEdit: Set<Int> = []
     var step = 0
+    /// Time in the dataset-update nodes (the editors), and in the rest of the update: the other
+    /// nodes of the editing subgraph and keeping the held targets (IDU's own overhead).
+    var editorSeconds = 0.0
+    var overheadSeconds = 0.0
 
     init(_ du: DatasetUpdate, held: HeldTargets) {
         self.du = du

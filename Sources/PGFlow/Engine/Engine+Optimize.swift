@@ -183,11 +183,14 @@ extension Engine {
             let editing = update.map { initial || $0.toEdit.contains(t) } ?? false
             for id in tg.live where role(id) == .map {
                 if let u = update, u.du.nodes.contains(id) {
+                    let started = DispatchTime.now().uptimeNanoseconds
                     if editing {
                         live[id] = try evaluateEditing(id, u.du, frame: t, initial: initial && !u.toEdit.contains(t), live: live)
                     } else if let held = u.held.values[t]?[id] {
                         live[id] = held
                     }
+                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+                    if editing && u.du.holders.contains(id) { u.editorSeconds += seconds } else { u.overheadSeconds += seconds }
                     continue
                 }
                 let inputs = try trainingInputs(id, frame: t, live: live)
@@ -196,6 +199,8 @@ extension Engine {
                 saved[id] = (s, inputs)
             }
             if let u = update, editing {
+                let started = DispatchTime.now().uptimeNanoseconds
+                defer { u.overheadSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
                 u.held.values[t] = Dictionary(uniqueKeysWithValues: u.du.boundary.map { ($0, live[$0] ?? [:]) })
                 if u.toEdit.contains(t) {
                     u.held.edits[t, default: 0] += 1

@@ -168,6 +168,7 @@ extension Engine {
         let update = du.map { DatasetUpdateStep($0, held: training.held ?? HeldTargets()) }
 
         var stepsThisProcess = 0
+        let stageStarted = Date()
         while training.step < settings.steps {
             if cancelled() {
                 try store.store(checkpointKey, ["state": training.value], info: info)
@@ -217,8 +218,15 @@ extension Engine {
             let steps = held.editSteps
             let when = steps.count <= 6 ? steps.map(String.init).joined(separator: ", ")
                 : steps.prefix(3).map(String.init).joined(separator: ", ") + ", …, " + steps.suffix(2).map(String.init).joined(separator: ", ")
-            let note = "; dataset update: \(held.totalEdits) edit\(held.totalEdits == 1 ? "" : "s") of \(held.edits.values.filter { $0 > 0 }.count) frames"
+            var note = "; dataset update: \(held.totalEdits) edit\(held.totalEdits == 1 ? "" : "s") of \(held.edits.values.filter { $0 > 0 }.count) frames"
                 + (steps.isEmpty ? "" : " at steps \(when)")
+            if let update, stepsThisProcess > 0 {
+                // IDU's own cost besides the editors: the rest of the editing subgraph and the held targets.
+                let step = (Date().timeIntervalSince(stageStarted) - update.editorSeconds) / Double(stepsThisProcess)
+                let own = update.overheadSeconds / Double(stepsThisProcess)
+                note += String(format: "; editors %.1f s in all, the update's own cost %.2f ms a step (%.1f%% of a step without the editors)",
+                               update.editorSeconds, 1000 * own, 100 * own / max(step, 1e-9))
+            }
             state.withLock { $0.summary.ran[recordID] = ($0.summary.ran[recordID] ?? "") + note }
             training.held = nil
         }
