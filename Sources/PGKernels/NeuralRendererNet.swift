@@ -127,7 +127,7 @@ public struct NeuralRendererNet: Sendable, Equatable {
     public init(configuration: Configuration = .portraitGen, seed: UInt64) {
         configuration.check()
         self.configuration = configuration
-        var random = RendererRandom(seed: seed)
+        var random = NormalDraws(seed: seed)
         var tensors: [Tensor] = []
         for (i, layer) in configuration.layers.enumerated() {
             let fanIn = configuration.channelsIn(i) * layer.kernelSize * layer.kernelSize
@@ -135,7 +135,7 @@ public struct NeuralRendererNet: Sendable, Equatable {
             let std = gain / Double(fanIn).squareRoot()
             let shape = [layer.channels, configuration.channelsIn(i), layer.kernelSize, layer.kernelSize]
             let count = shape.reduce(1, *)
-            tensors.append(Tensor(shape: shape, scalars: (0..<count).map { _ in Float(std * random.normal()) }))
+            tensors.append(Tensor(shape: shape, scalars: (0..<count).map { _ in Float(std * random.next()) }))
             tensors.append(Tensor(zeros: [layer.channels]))
         }
         parameters = tensors
@@ -295,23 +295,5 @@ extension NeuralRendererNet {
             p += parameters[2 * l + 1].count
         }
         return UnsafePointer(ws.packedWeights.pointer)
-    }
-}
-
-/// SplitMix64 with Box–Muller normals: small, seedable, the same on every platform.
-private struct RendererRandom {
-    var bits: SplitMix64
-    var spare: Double?
-
-    init(seed: UInt64) { bits = SplitMix64(seed: seed) }
-
-    /// Uniform in (0, 1].
-    mutating func uniform() -> Double { (Double(bits.next() >> 11) + 1) / 9_007_199_254_740_992 }
-
-    mutating func normal() -> Double {
-        if let s = spare { spare = nil; return s }
-        let r = (-2 * Foundation.log(uniform())).squareRoot(), theta = 2 * Double.pi * uniform()
-        spare = r * Foundation.sin(theta)
-        return r * Foundation.cos(theta)
     }
 }

@@ -152,7 +152,8 @@ public struct GaussianField: Trainable {
         let logScale = d2.map { 0.5 * log(max($0, 1e-7)) }
         var features = [Float](repeating: 0, count: n * c)
         if settings.featureNoise > 0 {
-            var rng = SeededNormal(seed: settings.seed)
+            // The stream a seed gave before the draws were shared: SplitMix64 started one step on.
+            var rng = NormalDraws(seed: settings.seed &+ 0x9E37_79B9_7F4A_7C15)
             for i in 0..<features.count { features[i] = Float(settings.featureNoise * rng.next()) }
         }
         var texture = inputs["texture"]
@@ -411,30 +412,5 @@ final class Cache<Element: Sendable>: Sendable {
             cached = result
             return try result.get()
         }
-    }
-}
-
-/// Seeded standard-normal numbers (SplitMix64 and Box–Muller): the same seed gives the same
-/// initial features on every machine.
-struct SeededNormal {
-    var state: UInt64
-    var spare: Double?
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-
-    mutating func uniform() -> Double {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return (Double(z >> 11) + 0.5) / Double(1 << 53)
-    }
-
-    mutating func next() -> Double {
-        if let s = spare { spare = nil; return s }
-        let u = uniform(), v = uniform()
-        let r = (-2 * log(u)).squareRoot()
-        spare = r * sin(2 * Double.pi * v)
-        return r * cos(2 * Double.pi * v)
     }
 }

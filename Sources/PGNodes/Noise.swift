@@ -24,12 +24,11 @@ public struct Noise: Operator {
 
     public func evaluate(_ inputs: Inputs, frame: Int?, context: RunContext) throws -> [String: Value] {
         var rng = SplitMix64(seed: seed)
-        func uniform() -> Double { (Double(rng.next() >> 11) + 0.5) / 9_007_199_254_740_992 }
         let count = shape.reduce(1, *)
         var values = [Float](repeating: 0, count: count)
         for i in 0..<count {
-            // Box–Muller in Double, one normal per draw pair: simple and identical on every machine.
-            let x = normal ? (-2 * log(uniform())).squareRoot() * cos(2 * .pi * uniform()) : 2 * uniform() - 1
+            // One normal per Box–Muller pair: simple and identical on every machine.
+            let x = normal ? rng.boxMuller().0 : 2 * rng.uniformOpen() - 1
             values[i] = mean + scale * Float(x)
         }
         return ["image": .tensor(Tensor(shape: shape, scalars: values))]

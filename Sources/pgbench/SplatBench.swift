@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import PGTensor
 import PGKernels
 
 /// `pgbench splat`: forward and forward+backward times of the Splat rasterizer (`SplatKernel`) on a head-sized,
@@ -154,19 +155,9 @@ enum SplatBench {
 }
 
 /// SplitMix64, so the cloud is the same on every run and machine.
-struct BenchRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+typealias BenchRandom = SplitMix64
+
+extension SplitMix64 {
     mutating func uniform(_ a: Double, _ b: Double) -> Double { a + (b - a) * Double(next() >> 11) / Double(1 << 53) }
-    mutating func normal() -> Double {
-        let u = max(uniform(0, 1), 1e-12), v = uniform(0, 1)
-        return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v)
-    }
+    mutating func normal() -> Double { boxMuller().0 }
 }

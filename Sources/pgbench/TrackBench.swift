@@ -59,10 +59,7 @@ enum TrackBench {
         var truthRotations: [[Double]] = [], truthPoints: [[SIMD2<Double>]] = [], observations: [LandmarkFit.Observation] = []
         var truthFocal = 0.0
         var rng = SplitMix64(seed: seed)
-        func normal() -> Double {
-            let u1 = max(Double(rng.next() >> 11) / Double(1 << 53), 1e-300), u2 = Double(rng.next() >> 11) / Double(1 << 53)
-            return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
-        }
+        func normal() -> Double { rng.boxMuller().0 }
         for t in 0..<frames {
             let out = try actor.evaluate(Inputs([:]), frame: t, context: context)
             let frame = try TrackedFrame(tracking: out["tracking"]!, camera: out["camera"]!)

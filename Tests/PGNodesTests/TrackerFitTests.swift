@@ -31,10 +31,7 @@ import Testing
 
     static func detections(_ truth: [[SIMD2<Double>]], noise: Double, missing: Set<Int>, seed: UInt64) -> Tensor {
         var rng = SplitMix64(seed: seed)
-        func normal() -> Double {
-            let u1 = max(Double(rng.next() >> 11) / Double(1 << 53), 1e-300), u2 = Double(rng.next() >> 11) / Double(1 << 53)
-            return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
-        }
+        func normal() -> Double { rng.boxMuller().0 }
         var scalars: [Float] = []
         for (t, points) in truth.enumerated() {
             for p in points {
