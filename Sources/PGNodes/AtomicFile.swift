@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import PGFlow
 import PGMedia
@@ -11,7 +10,6 @@ enum AtomicFile {
     @discardableResult
     static func write(_ data: Data, to url: URL) throws -> Value {
         do { try AtomicWrite.write(data, to: url) } catch { throw OperatorError("\(error)") }
-        let digest = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-        return .record(["path": .string(url.path), "sha256": .string(digest)])
+        return .record(["path": .string(url.path), "sha256": .string(sha256Hex(of: data))])
     }
 }

@@ -44,18 +44,15 @@ public struct GaussianExport: FrameSink {
     /// The record as a 3DGS cloud: every feature channel as f_feat_*, and channels 0–2 (trained
     /// towards RGB by PortraitGen's stable term, Eq. 12) also as the degree-0 colour f_dc, so a
     /// plain 3DGS viewer shows the avatar in colour.
-    static func cloud(_ g: [String: Value]) throws -> GaussianPLY {
-        func tensor(_ name: String) throws -> Tensor {
-            guard let t = g[name]?.tensor else { throw OperatorError("the gaussians record has no tensor '\(name)'") }
-            return t
-        }
-        let means = try tensor("means"), logScales = try tensor("log_scales"), quats = try tensor("quats")
-        let opacity = try tensor("opacity_logits"), features = try tensor("features")
-        let n = opacity.count
-        guard means.shape == [n, 3], logScales.shape == [n, 3] || logScales.shape == [n, 1], quats.shape == [n, 4],
-              features.rank == 2, features.shape[0] == n else {
-            throw OperatorError("the gaussians record's shapes disagree: means \(means.shape), log_scales \(logScales.shape), quats \(quats.shape), opacity_logits \(opacity.shape), features \(features.shape)")
-        }
+    static func cloud(_ r: [String: Value]) throws -> GaussianPLY {
+        let g = try GaussianRecord(.record(r), what: "the gaussians record")
+        let n = g.count
+        let means = Tensor(shape: [n, 3], scalars: g.means), opacity = Tensor(shape: [n], scalars: g.opacityLogits)
+        let logScales = Tensor(shape: [n, g.logScales.count / max(n, 1)], scalars: g.logScales)
+        let features = Tensor(shape: [n, g.channels], scalars: g.features)
+        // Isotropic Gaussians carry no rotation: the identity quaternion (w = 1), as 3DGS files want one.
+        let quats = g.quats.isEmpty ? Tensor(shape: [n, 4], scalars: (0..<(4 * n)).map { $0 % 4 == 0 ? 1 : 0 })
+                                    : Tensor(shape: [n, 4], scalars: g.quats)
         var dc: Tensor?
         if features.shape[1] >= 3 {
             let c = features.shape[1]

@@ -357,46 +357,6 @@ public struct GaussianField: Trainable {
     }
 }
 
-/// The `Gaussians` record as flat arrays, checked for consistent shapes.
-struct GaussianRecord: Sendable {
-    var count: Int
-    var channels: Int
-    var means: [Float]           // [N, 3]
-    var logScales: [Float]       // [N, 3] or [N, 1]
-    var quats: [Float]           // [N, 4] or []
-    var opacityLogits: [Float]   // [N]
-    var features: [Float]        // [N, C]
-
-    init(_ value: Value, what: String) throws {
-        guard let r = value.record else { throw OperatorError("\(what) should be a Gaussians record, got \(value.summary)") }
-        func tensor(_ key: String) throws -> Tensor {
-            guard let t = r[key]?.tensor else { throw OperatorError("\(what) has no tensor '\(key)'") }
-            return t
-        }
-        let means = try tensor("means")
-        guard means.rank == 2, means.shape[1] == 3 else { throw OperatorError("\(what).means should be [N, 3], got \(means.shape)") }
-        let n = means.shape[0]
-        let logScales = try tensor("log_scales")
-        guard logScales.count == n || logScales.count == 3 * n else {
-            throw OperatorError("\(what).log_scales should be [\(n), 3] or [\(n), 1], got \(logScales.shape)")
-        }
-        let quats = r["quats"]?.tensor
-        guard quats == nil || quats!.count == 4 * n || quats!.count == 0 else {
-            throw OperatorError("\(what).quats should be [\(n), 4], got \(quats!.shape)")
-        }
-        let opacity = try tensor("opacity_logits")
-        guard opacity.count == n else { throw OperatorError("\(what).opacity_logits should be [\(n)], got \(opacity.shape)") }
-        let features = try tensor("features")
-        guard n == 0 || features.count % n == 0 else { throw OperatorError("\(what).features should be [\(n), C], got \(features.shape)") }
-        count = n
-        channels = n == 0 ? 0 : features.count / n
-        self.means = means.scalars
-        self.logScales = logScales.scalars
-        self.quats = quats?.scalars ?? []
-        opacityLogits = opacity.scalars
-        self.features = features.scalars
-    }
-}
 
 /// Builds a value once and hands out the same one afterwards, failures included.
 final class Cache<Element: Sendable>: Sendable {

@@ -105,47 +105,17 @@ public struct Splat: Differentiable {
     /// The kernel's view of a `Gaussians` record (layout in PGFlow's Value.swift). Log-scales of
     /// shape [N, 1] make the Gaussians isotropic (no rotation); `isotropic` insists on that.
     static func gaussians(_ r: [String: Value], isotropic: Bool) throws -> (SplatGaussians, hadQuats: Bool) {
-        func tensor(_ key: String) throws -> Tensor {
-            guard let v = r[key] else { throw OperatorError("input 'gaussians' has no '\(key)'") }
-            guard let t = v.tensor else { throw OperatorError("input 'gaussians': '\(key)' should be a tensor, got \(v.summary)") }
-            return t
+        let g = try GaussianRecord(.record(r), what: "input 'gaussians'")
+        let iso = g.logScales.count == g.count
+        if isotropic && !iso {
+            throw OperatorError("input 'gaussians': log_scales should be [\(g.count), 1] (param 'isotropic' is on), got [\(g.count), 3]")
         }
-        let means = try tensor("means")
-        guard means.rank == 2, means.shape[1] == 3 else {
-            throw OperatorError("input 'gaussians': means should be [N, 3], got \(means.shape)")
+        guard (1...maxChannels).contains(g.channels) else {
+            throw OperatorError("input 'gaussians': Splat renders 1 to \(maxChannels) feature channels, got \(g.channels)")
         }
-        let n = means.shape[0]
-        func expect(_ t: Tensor, _ key: String, _ shapes: [[Int]]) throws {
-            guard shapes.contains(t.shape) else {
-                throw OperatorError("input 'gaussians': \(key) should be \(shapes.map { "\($0)" }.joined(separator: " or ")) "
-                                    + "for \(n) Gaussians, got \(t.shape)")
-            }
-        }
-        let logScales = try tensor("log_scales")
-        try expect(logScales, "log_scales", isotropic ? [[n, 1]] : [[n, 3], [n, 1]])
-        let iso = logScales.shape[1] == 1
-        let opacity = try tensor("opacity_logits")
-        try expect(opacity, "opacity_logits", [[n]])
-        let features = try tensor("features")
-        guard features.rank == 2, features.shape[0] == n else {
-            throw OperatorError("input 'gaussians': features should be [\(n), C], got \(features.shape)")
-        }
-        let c = features.shape[1]
-        guard (1...maxChannels).contains(c) else {
-            throw OperatorError("input 'gaussians': Splat renders 1 to \(maxChannels) feature channels, got \(c)")
-        }
-        var quats: [Float] = []
-        let hadQuats = r["quats"] != nil
-        if hadQuats {
-            let q = try tensor("quats")
-            try expect(q, "quats", [[n, 4]])
-            quats = q.scalars
-        } else if !iso {
-            throw OperatorError("input 'gaussians' has no 'quats', which anisotropic Gaussians need")
-        }
-        return (SplatGaussians(means: means.scalars, logScales: logScales.scalars, quats: iso ? [] : quats,
-                               opacityLogits: opacity.scalars, features: features.scalars, channels: c, isotropic: iso),
-                hadQuats)
+        return (SplatGaussians(means: g.means, logScales: g.logScales, quats: iso ? [] : g.quats,
+                               opacityLogits: g.opacityLogits, features: g.features, channels: g.channels, isotropic: iso),
+                r["quats"] != nil)
     }
 
     /// The kernel's camera from a `Camera` record, resized to the node's width and height: the

@@ -1,12 +1,11 @@
 import Foundation
-import Crypto
 
 /// The recipes a graph's nodes had at its last run with this cache, so `--explain` can say what
 /// changed since ("param crf changed (18 → 23)"). Kept per graph file under `<cache>/runs/`.
 enum RunRecord {
     static func url(_ cacheDirectory: URL, graph: Graph) -> URL {
-        let digest = SHA256.hash(data: Data(graph.file.standardizedFileURL.path.utf8))
-        let name = digest.prefix(12).map { String(format: "%02x", $0) }.joined()
+        // The graph file's path, hashed: 24 hex digits are plenty to tell graphs apart.
+        let name = String(sha256Hex(of: Data(graph.file.standardizedFileURL.path.utf8)).prefix(24))
         return cacheDirectory.appendingPathComponent("runs").appendingPathComponent(name + ".json")
     }
 
