@@ -240,8 +240,9 @@ extension Kernels {
 
 // MARK: - Helpers
 
-/// Σ term(i) over 0..<n in Double, split in two fixed halves on both cores for large n. The
-/// split depends only on n, so the result is the same whatever the thread count.
+/// Σ term(i) over 0..<n in Double. Large sums are split in two fixed halves, added in order, so
+/// the result is the same bits whatever the thread budget (`KernelThreads`); the halves run on
+/// two cores when the budget allows.
 func lossSum(_ n: Int, _ term: (Int) -> Double) -> Double {
     if n < 1 << 16 {
         var s = 0.0
@@ -251,24 +252,25 @@ func lossSum(_ n: Int, _ term: (Int) -> Double) -> Double {
     var halves = (0.0, 0.0)
     withUnsafeMutablePointer(to: &halves) { h in
         h.withMemoryRebound(to: Double.self, capacity: 2) { out in
-            concurrentWorkers(2) { w in
+            func half(_ w: Int) {
                 var s = 0.0
                 for i in (n * w / 2)..<(n * (w + 1) / 2) { s += term(i) }
                 out[w] = s
             }
+            if KernelThreads.budget >= 2 { concurrentWorkers(2, half) } else { half(0); half(1) }
         }
     }
     return halves.0 + halves.1
 }
 
-/// body(i) for i in 0..<n, on both cores for large n; each i is independent.
+/// body(i) for i in 0..<n, on up to `KernelThreads.budget` cores for large n; each i is independent.
 func lossMap(_ n: Int, _ body: (Int) -> Void) {
     if n < 1 << 16 {
         for i in 0..<n { body(i) }
         return
     }
-    concurrentWorkers(2) { w in
-        for i in (n * w / 2)..<(n * (w + 1) / 2) { body(i) }
+    parallelChunks(n, threads: KernelThreads.budget, minimumChunk: 1 << 15) { (_: Int, range: Range<Int>) in
+        for i in range { body(i) }
     }
 }
 

@@ -126,7 +126,12 @@ public struct Loss: Differentiable {
         }
     }
 
+    // The loss kernels split their work by the run's --threads (KernelThreads).
     public func forward(_ inputs: Inputs, frame: Int?, context: RunContext) throws -> (outputs: [String: Value], saved: Saved) {
+        try KernelThreads.$budget.withValue(context.threads) { try forwardTerms(inputs) }
+    }
+
+    func forwardTerms(_ inputs: Inputs) throws -> (outputs: [String: Value], saved: Saved) {
         guard !imageWeights.isEmpty || !scalarWeights.isEmpty else {
             throw OperatorError("every weight is 0: set at least one w_* param")
         }
@@ -151,8 +156,11 @@ public struct Loss: Differentiable {
                 Saved(SavedState(pairs: pairs, mask: mask)))
     }
 
-    public func vjp(_ cotangents: [String: Value], saved: Saved, inputs: Inputs, frame: Int?,
-                    context: RunContext) throws -> Gradients {
+    public func vjp(_ cotangents: [String: Value], saved: Saved, inputs: Inputs, frame: Int?, context: RunContext) throws -> Gradients {
+        try KernelThreads.$budget.withValue(context.threads) { try vjpTerms(cotangents, saved: saved, inputs: inputs) }
+    }
+
+    func vjpTerms(_ cotangents: [String: Value], saved: Saved, inputs: Inputs) throws -> Gradients {
         let s = try saved.get(SavedState.self)
         let c = Float(cotangents["loss"]?.number ?? 0)
         var out: [String: Tensor] = [:]

@@ -36,6 +36,11 @@ public struct Metrics: FrameSink {
     }
 
     public func consume(_ stream: FrameStream, inputs: Inputs, context: RunContext) throws -> [String: Value] {
+        // The metric kernels split their work by the run's --threads (KernelThreads).
+        try KernelThreads.$budget.withValue(context.threads) { try measure(stream, inputs: inputs, context: context) }
+    }
+
+    func measure(_ stream: FrameStream, inputs: Inputs, context: RunContext) throws -> [String: Value] {
         let range = TrainingSettings.frameRange(.string(frames), count: stream.count) ?? 0..<0
         var acc: Accumulator?
         var seen = 0

@@ -116,6 +116,14 @@ struct LossTests {
         let (vp, _) = Kernels.mseLossVJP(pt, tt, vLoss: 1)
         let i = n - 5
         #expect(abs(Double(vp.scalars[i]) - 2 * (p[i] - t[i]) / Double(n)) < 1e-12)
+        // The thread budget (the run's --threads) changes who adds, never the bits.
+        for budget in [1, 2, 3] {
+            KernelThreads.$budget.withValue(budget) {
+                let one = KernelThreads.$budget.withValue(1) { (Kernels.l1Loss(pt, tt), Kernels.mseLossVJP(pt, tt, vLoss: 1).0) }
+                #expect(Kernels.l1Loss(pt, tt) == one.0, "budget \(budget)")
+                #expect(Kernels.mseLossVJP(pt, tt, vLoss: 1).0 == one.1, "budget \(budget)")
+            }
+        }
     }
 
     @Test("Huber is ½d² inside δ and δ(|d| − ½δ) outside")
