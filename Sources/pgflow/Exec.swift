@@ -38,6 +38,13 @@ struct Exec: ParsableCommand {
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
 
+    @Option(name: .customLong("cache-limit"),
+            help: ArgumentHelp("After the run, remove the least recently used cache entries beyond this size, e.g. 5G; none keeps everything (default: $PGFLOW_CACHE_LIMIT, else \(Exec.defaultCacheLimit)).", valueName: "size"))
+    var cacheLimit: String?
+
+    /// The store's default ceiling: a few real clips' decoded frames, detections and trained stages.
+    static let defaultCacheLimit = "20G"
+
     func run() throws {
         let events = json ? JSONEvents() : nil
         try reportingErrors {
@@ -55,6 +62,9 @@ struct Exec: ParsableCommand {
                 throw ExitMessage(code: 2, "--force \(f): the graph has no node \"\(f)\"")
             }
             let cacheDir = cacheDirectory.map { URL(fileURLWithPath: $0) } ?? defaultCacheDirectory(for: graph.file)
+            let limitText = cacheLimit ?? ProcessInfo.processInfo.environment["PGFLOW_CACHE_LIMIT"] ?? Self.defaultCacheLimit
+            let limit: Int64? = limitText == "none" ? nil : try CacheCommand.parseSize(limitText).map { Optional($0) }
+                ?? { throw ExitMessage(code: 2, "--cache-limit \(limitText): expected a size with its unit, such as 500M or 20G, or none") }()
             let display: any ProgressDisplay = events ?? (isatty(2) == 1 ? LiveDisplay() as any ProgressDisplay : LogLines())
             let interrupt = Interrupt.install()
             // How long each node took, for the run log `pgflow report` shows.
@@ -90,6 +100,13 @@ struct Exec: ParsableCommand {
             display.finish()
             // Ctrl-C that came too late to stop anything still means the user asked to stop.
             if interrupt.requested { throw CancellationError() }
+            // Reads and writes touch an entry, so what this run used goes last.
+            if let limit, let store = try? CacheStore(directory: cacheDir, onWarning: { _ in }) {
+                let (removed, freed) = store.gc(maxBytes: limit)
+                if removed > 0 && !json {
+                    FileHandle.standardError.write(Data("cache: removed \(removed) least recently used entr\(removed == 1 ? "y" : "ies") (\(CacheCommand.bytes(freed))) to stay under \(limitText) (--cache-limit)\n".utf8))
+                }
+            }
             report(summary, graph: graph)
             events?.done(summary)
         }

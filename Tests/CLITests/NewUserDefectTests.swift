@@ -133,6 +133,11 @@ import Testing
         #expect(try pgflow(["exec", "graph.json"], in: ws.root).status == 0)
         let gc = try pgflow(["cache", "gc", "--max-size", "100", "--graph", "graph.json"], in: ws.root)
         #expect(gc.status == 2 && gc.err.contains("with its unit"), "\(gc.err)")
+        // exec keeps the store under a limit (default 20G): a tiny one empties it after the run.
+        let tight = try pgflow(["exec", "graph.json", "--cache-limit", "1K"], in: ws.root)
+        #expect(tight.status == 0 && tight.err.contains("least recently used") && tight.err.contains("--cache-limit"), "\(tight.err)")
+        #expect(try pgflow(["exec", "graph.json", "--cache-limit", "100"], in: ws.root).status == 2)
+        #expect(try pgflow(["exec", "graph.json", "--cache-limit", "none"], in: ws.root).status == 0)
         #expect(try pgflow(["exec", "graph.json", "--explain"], in: ws.root).out.contains("all cached"))
         try ws.write("meta.json", """
         {"pgflow": 1, "nodes": {"src": {"type": "VideoSource", "params": {"path": "frames"}}}, "outputs": ["src.meta"]}
