@@ -25,6 +25,7 @@ public enum Registry {
         Collect.self,
         Matte.self,
         ExprLoss.self,
+        PoseRefine.self,
     ]
 
     public static func lookup(_ type: String) -> (any Operator.Type)? {
