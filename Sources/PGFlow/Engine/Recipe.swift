@@ -60,14 +60,19 @@ public struct Recipe: Sendable, Codable, Equatable {
         }
         for port in Set(inputs.keys).union(old.inputs.keys).sorted() where inputs[port] != old.inputs[port] {
             let src = (inputs[port] ?? old.inputs[port] ?? "").split(separator: "@").first.map(String.init) ?? ""
-            let srcNode = src.split(separator: ".").dropLast().joined(separator: ".")
-            if rerunInputs.contains(srcNode) {
+            // A node's input names "node.port"; a stage's names the node itself (or "previous stage").
+            let isStageInput = !src.contains(".")
+            let srcNode = isStageInput ? src : src.split(separator: ".").dropLast().joined(separator: ".")
+            if isStageInput {
+                reasons.append(rerunInputs.contains(srcNode) ? "\(srcNode) ran" : "\(srcNode) changed")
+            } else if rerunInputs.contains(srcNode) {
                 reasons.append("input \(port) changed (\(srcNode) ran)")
             } else {
                 reasons.append("input \(port) changed (now \(src))")
             }
         }
         if old.state != state { reasons.append("trained parameters changed") }
+        if reasons.count > 4 { reasons = reasons.prefix(3) + ["and \(reasons.count - 3) more"] }
         return reasons.isEmpty ? "inputs changed" : reasons.joined(separator: ", ")
     }
 }
