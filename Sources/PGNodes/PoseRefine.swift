@@ -14,6 +14,9 @@ public struct PoseRefine: Trainable {
 
     public init(params: Params) throws {}
 
+    /// A step trains the rows of the frames it drew; the others stay put.
+    public var sparseGroups: Set<String> { ["motion"] }
+
     public func initialParameters(_ inputs: Inputs, context: RunContext) throws -> [String: Tensor] {
         guard let count = inputs["meta"]?.record?["frame_count"]?.number, count >= 1 else {
             throw OperatorError("input 'meta' should be VideoSource.meta with the clip's frame_count (one correction per frame)")

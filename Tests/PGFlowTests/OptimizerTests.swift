@@ -81,3 +81,18 @@ import Testing
         for (got, want) in zip(batch[0].1.scalars, mean) { #expect(abs(Double(got) - want) < 1e-4, "\(batch) vs \(mean)") }
     }
 }
+
+/// Lazy Adam (for groups with a row per frame): an element a step gives no gradient keeps its
+/// value and moments, where plain Adam keeps moving it on momentum.
+@Test func lazyAdamLeavesUntouchedRowsAlone() {
+    var plain = Adam(shape: [2], learningRate: 0.1), lazy = plain
+    var a = Tensor(shape: [2], scalars: [1, 1]), b = a
+    plain.update(&a, gradient: Tensor(shape: [2], scalars: [1, 1]))
+    lazy.update(&b, gradient: Tensor(shape: [2], scalars: [1, 1]), lazy: true)
+    #expect(a == b)
+    plain.update(&a, gradient: Tensor(shape: [2], scalars: [1, 0]))
+    lazy.update(&b, gradient: Tensor(shape: [2], scalars: [1, 0]), lazy: true)
+    #expect(a.scalars[0] == b.scalars[0], "rows with a gradient update alike")
+    #expect(b.scalars[1] > a.scalars[1], "plain Adam moved the untouched element on momentum (\(a.scalars[1])), lazy Adam did not (\(b.scalars[1]))")
+    #expect(abs(lazy.m.scalars[1] - 0.1) < 1e-6 && plain.m.scalars[1] < 0.095, "its moment is where the first step left it")
+}

@@ -22,8 +22,10 @@ public struct Adam: Sendable {
         self.steps = 0
     }
 
-    /// θ ← θ − lr·m̂/(√v̂ + eps), with `lrScale` from the schedule.
-    public mutating func update(_ parameter: inout Tensor, gradient: Tensor, lrScale: Float = 1) {
+    /// θ ← θ − lr·m̂/(√v̂ + eps), with `lrScale` from the schedule. `lazy`: elements whose gradient
+    /// is exactly zero keep their value and moments (for groups with one row per frame, which a
+    /// step's batch touches only in part: plain Adam would keep moving the other rows on momentum).
+    public mutating func update(_ parameter: inout Tensor, gradient: Tensor, lrScale: Float = 1, lazy: Bool = false) {
         precondition(parameter.shape == gradient.shape && parameter.shape == m.shape,
                      "Adam: parameter \(parameter.shape), gradient \(gradient.shape), state \(m.shape)")
         steps += 1
@@ -38,6 +40,7 @@ public struct Adam: Sendable {
                     v.withUnsafeMutableBufferPointer { v in
                         for i in 0..<p.count {
                             let gi = g[i]
+                            if lazy && gi == 0 { continue }
                             m[i] = b1 * m[i] + (1 - b1) * gi
                             v[i] = b2 * v[i] + (1 - b2) * gi * gi
                             // PyTorch's form: step = lr/c1 · m / (√v/√c2 + eps)

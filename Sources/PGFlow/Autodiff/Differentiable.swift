@@ -46,4 +46,11 @@ public protocol Trainable: Differentiable {
     /// same graph starts from the same parameters every time). Inputs that themselves depend on
     /// trained parameters are absent here: they exist only once a step has run.
     func initialParameters(_ inputs: Inputs, context: RunContext) throws -> [String: Tensor]
+    /// Groups with one row per frame (or other parts a step touches only some of): Adam leaves
+    /// the elements a step gives no gradient alone (`Adam.update(lazy:)`).
+    var sparseGroups: Set<String> { get }
+}
+
+extension Trainable {
+    public var sparseGroups: Set<String> { [] }
 }

@@ -193,10 +193,12 @@ extension Engine {
             }
             let lrScale = Float(settings.schedule.scale(step: training.step, of: settings.steps))
             for id in settings.train {
+                let sparse = (try? instance(id) as? any Trainable)?.sparseGroups ?? []
                 for (g, grad) in gradients[id] ?? [:] {
                     let key = "\(id).\(g)"
                     guard var p = training.parameters[id]?[g], var opt = training.adam[key] else { continue }
-                    opt.update(&p, gradient: settings.clip.map { clipped(grad, toNorm: Float($0)) } ?? grad, lrScale: lrScale)
+                    opt.update(&p, gradient: settings.clip.map { clipped(grad, toNorm: Float($0)) } ?? grad, lrScale: lrScale,
+                               lazy: sparse.contains(g))
                     training.parameters[id]![g] = p
                     training.adam[key] = opt
                 }
