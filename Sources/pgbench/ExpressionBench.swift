@@ -48,9 +48,10 @@ enum ExpressionBench {
           "detections": {"type": "Collect", "in": {"value": "detect.points"}},
           "track": {"type": "Tracker", "in": {"meta": "src.meta", "landmarks": "detections.stack"}, "params": {"mode": "fit", "head_scale": 1.3}},
           "style": {"type": "EditorCall", "in": {"image": "src.frames"}, "params": {"plugin": "style", "params": {"style": "19"}}},
+          "style10": {"type": "EditorCall", "in": {"image": "src.frames"}, "params": {"plugin": "style", "params": {"style": "10"}}},
           "painted": {"type": "EditorCall", "in": {"image": "src.frames"}, "params": {"plugin": "opencv", "params": {"filter": "stylization"}}}
          },
-         "outputs": ["style.image", "painted.image", "track.head_box", "detect.blendshapes"]}
+         "outputs": ["style.image", "style10.image", "painted.image", "track.head_box", "detect.blendshapes"]}
         """
         let url = scratch.appendingPathComponent("bench.json")
         try Data(text.utf8).write(to: url)
@@ -63,11 +64,13 @@ enum ExpressionBench {
             guard let v = engine.cachedValue(PortRef(parsing: ref)!, frame: t) else { throw RunError("\(ref) of frame \(t) is missing") }
             return v
         }
+        var styled10: [Tensor] = []
         var source: [Tensor] = [], styled: [Tensor] = [], painted: [Tensor] = [], graded: [Tensor] = [], boxes: [SIMD4<Double>] = [], shapes: [[Float]] = []
         for t in 0..<n {
             let frame = try value("src.frames", t).tensor!
             source.append(frame)
             styled.append(try value("style.image", t).tensor!)
+            styled10.append(try value("style10.image", t).tensor!)
             painted.append(try value("painted.image", t).tensor!)
             // A colour grade: warmer, darker shadows, less blue.
             var g = frame
@@ -103,6 +106,7 @@ enum ExpressionBench {
             return cov / max(1e-300, (va * vb).squareRoot())
         }
         let style = (0..<n).map { (d(fs[$0], features(styled[$0], $0)), d(ps[$0], pixels(styled[$0], $0))) }
+        let style10 = (0..<n).map { (d(fs[$0], features(styled10[$0], $0)), d(ps[$0], pixels(styled10[$0], $0))) }
         let paint = (0..<n).map { (d(fs[$0], features(painted[$0], $0)), d(ps[$0], pixels(painted[$0], $0))) }
         let grade = (0..<n).map { (d(fs[$0], features(graded[$0], $0)), d(ps[$0], pixels(graded[$0], $0))) }
         let eSimilar = mean(similar.map(\.e)), pSimilar = mean(similar.map(\.p))
@@ -117,6 +121,7 @@ enum ExpressionBench {
         row("frames with similar expressions (lowest 25% blendshape distance)", eSimilar, pSimilar)
         row("frames with different expressions (highest 25%)", mean(different.map(\.e)), mean(different.map(\.p)))
         row("a frame and its style transfer (style 19)", mean(style.map(\.0)), mean(style.map(\.1)))
+        row("a frame and its style transfer (style 10, Graphs/edit.json's default)", mean(style10.map(\.0)), mean(style10.map(\.1)))
         row("a frame and its OpenCV stylization", mean(paint.map(\.0)), mean(paint.map(\.1)))
         row("a frame and its colour grade", mean(grade.map(\.0)), mean(grade.map(\.1)))
         print("")
