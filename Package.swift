@@ -56,7 +56,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmarks that print tables (release build): `swift run -c release pgbench splat`.
-        .executableTarget(name: "pgbench", dependencies: ["PGKernels", "PGTensor", "PGFlow", "PGNodes"]),
+        .executableTarget(name: "pgbench", dependencies: ["PGKernels", "PGTensor", "PGFlow", "PGNodes", "PGMedia"]),
 
         // Tests: one target per module, one that runs every graph in Graphs/, one for the CLI.
         .testTarget(name: "PGTensorTests", dependencies: ["PGTensor"]),
