@@ -3,7 +3,7 @@
 # release, then runs Graphs/edit.json on the sample clip (data/single_face.mp4, 72 frames, 256²):
 # detect the face, fit the head model, matte the person, reconstruct the 3D avatar, edit it by
 # iterative dataset update with the style editor (face-aware, with expression guidance), render
-# every frame. About 8 minutes on 2 cores after the build; running it again reuses everything.
+# every frame. About 9 minutes on 2 cores after the build; running it again reuses everything.
 #   bash Scripts/edit-demo.sh [extra pgflow exec options, e.g. --set 'edit={"style": "14", "input": "source"}' or --set video=my.mp4]
 set -euo pipefail
 cd "$(dirname "$0")/.."
