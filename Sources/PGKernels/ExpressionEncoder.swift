@@ -127,7 +127,7 @@ public enum ExpressionEncoder {
             for i in 0..<n { for j in 0..<n {
                 let d = dCrop[i * n + j]
                 if d == 0 { continue }
-                for (idx, wt) in samples(i, j, box: saved.box, size: n, height: h, width: w) {
+                samples(i, j, box: saved.box, size: n, height: h, width: w) { idx, wt in
                     for ch in 0..<3 { o[ch * h * w + idx] += wt * lumaWeights[ch] * d }
                 }
             } }
@@ -145,7 +145,7 @@ public enum ExpressionEncoder {
         image.withUnsafeBufferPointer { img in
             out.withUnsafeMutableBufferPointer { o in
                 for i in 0..<n { for j in 0..<n {
-                    for (idx, wt) in samples(i, j, box: box, size: n, height: h, width: w) {
+                    samples(i, j, box: box, size: n, height: h, width: w) { idx, wt in
                         for ch in 0..<c { o[ch * n * n + i * n + j] += wt * img[ch * h * w + idx] }
                     }
                 } }
@@ -161,7 +161,7 @@ public enum ExpressionEncoder {
         g.withUnsafeBufferPointer { gv in
             out.withUnsafeMutableBufferPointer { o in
                 for i in 0..<n { for j in 0..<n {
-                    for (idx, wt) in samples(i, j, box: box, size: n, height: h, width: w) {
+                    samples(i, j, box: box, size: n, height: h, width: w) { idx, wt in
                         for ch in 0..<c { o[ch * h * w + idx] += wt * gv[ch * n * n + i * n + j] }
                     }
                 } }
@@ -177,7 +177,7 @@ public enum ExpressionEncoder {
         image.withUnsafeBufferPointer { img in
             for i in 0..<n { for j in 0..<n {
                 var v: Float = 0
-                for (idx, wt) in samples(i, j, box: box, size: n, height: h, width: w) {
+                samples(i, j, box: box, size: n, height: h, width: w) { idx, wt in
                     v += wt * (lumaWeights[0] * img[idx] + lumaWeights[1] * img[h * w + idx] + lumaWeights[2] * img[2 * h * w + idx])
                 }
                 crop[i * n + j] = v
@@ -186,17 +186,21 @@ public enum ExpressionEncoder {
         return crop
     }
 
-    /// The bilinear taps of crop pixel (i, j): image index and weight (positions clamped to the image).
+    /// The four bilinear taps of crop pixel (i, j), handed to `body` as (image index, weight)
+    /// (positions clamped to the image). A closure, not an array: it runs for every crop pixel.
     @inline(__always)
-    static func samples(_ i: Int, _ j: Int, box: SIMD4<Double>, size n: Int, height h: Int, width w: Int) -> [(Int, Float)] {
+    static func samples(_ i: Int, _ j: Int, box: SIMD4<Double>, size n: Int, height h: Int, width w: Int,
+                        _ body: (Int, Float) -> Void) {
         let x = box.x + (Double(j) + 0.5) * (box.z - box.x) / Double(n) - 0.5
         let y = box.y + (Double(i) + 0.5) * (box.w - box.y) / Double(n) - 0.5
         let cx = min(max(x, 0), Double(w - 1)), cy = min(max(y, 0), Double(h - 1))
         let x0 = Int(cx.rounded(.down)), y0 = Int(cy.rounded(.down))
         let x1 = min(x0 + 1, w - 1), y1 = min(y0 + 1, h - 1)
         let fx = Float(cx - Double(x0)), fy = Float(cy - Double(y0))
-        return [(y0 * w + x0, (1 - fx) * (1 - fy)), (y0 * w + x1, fx * (1 - fy)),
-                (y1 * w + x0, (1 - fx) * fy), (y1 * w + x1, fx * fy)]
+        body(y0 * w + x0, (1 - fx) * (1 - fy))
+        body(y0 * w + x1, fx * (1 - fy))
+        body(y1 * w + x0, (1 - fx) * fy)
+        body(y1 * w + x1, fx * fy)
     }
 
     static func gaussian(_ sigma: Double) -> [Float] {

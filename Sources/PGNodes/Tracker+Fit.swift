@@ -96,7 +96,8 @@ extension Tracker {
         ])
         context.progress(n, of: n)
         return Loaded(sequence: TrackingSequence(source: "the landmark fit", format: .pgflow, frames: frames),
-                      model: model, headVertices: Self.headVertices(model), report: report)
+                      model: model, headVertices: Self.headVertices(model), report: report,
+                      headFaces: Self.headFaces(model))
     }
 
     /// A fit's result as tracked frames (what import mode reads from a file): the head's rotation

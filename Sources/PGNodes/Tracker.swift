@@ -42,19 +42,9 @@ public struct Tracker: FrameSource {
         /// Fit mode: what the fit reports (the static output `fit`).
         var report: Value?
 
-        /// Faces of the head, mouth and neck (every corner in those regions): head_mask's mesh.
-        var headFaces: [Int32] {
-            guard let m = model else { return [] }
-            let keep: Set<Int32> = [ParametricModel.Region.head.rawValue, ParametricModel.Region.mouth.rawValue, ParametricModel.Region.neck.rawValue]
-            var out: [Int32] = []
-            for f in 0..<m.faceCount {
-                let (a, b, c) = m.face(f)
-                if keep.contains(m.vertexRegions[a]) && keep.contains(m.vertexRegions[b]) && keep.contains(m.vertexRegions[c]) {
-                    out += [Int32(a), Int32(b), Int32(c)]
-                }
-            }
-            return out
-        }
+        /// Faces of the head, mouth and neck (every corner in those regions): head_mask's mesh,
+        /// worked out once per clip.
+        var headFaces: [Int32] = []
     }
 
     let settings: Settings
@@ -138,7 +128,7 @@ public struct Tracker: FrameSource {
                 }
             }
         }
-        return Loaded(sequence: sequence, model: model, headVertices: model.map(headVertices) ?? [])
+        return Loaded(sequence: sequence, model: model, headVertices: model.map(headVertices) ?? [], headFaces: model.map(headFaces) ?? [])
     }
 
     /// builtin:head or a model NPZ (an absolute path).
@@ -149,6 +139,19 @@ public struct Tracker: FrameSource {
         } catch {
             throw OperatorError("The model file \(name) cannot be used: \(error)")
         }
+    }
+
+    /// Faces of the head, mouth and neck (every corner in those regions).
+    static func headFaces(_ m: ParametricModel) -> [Int32] {
+        let keep: Set<Int32> = [ParametricModel.Region.head.rawValue, ParametricModel.Region.mouth.rawValue, ParametricModel.Region.neck.rawValue]
+        var out: [Int32] = []
+        for f in 0..<m.faceCount {
+            let (a, b, c) = m.face(f)
+            if keep.contains(m.vertexRegions[a]) && keep.contains(m.vertexRegions[b]) && keep.contains(m.vertexRegions[c]) {
+                out += [Int32(a), Int32(b), Int32(c)]
+            }
+        }
+        return out
     }
 
     /// Head and mouth vertices, whose projections bound the head box.
