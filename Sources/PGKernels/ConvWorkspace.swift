@@ -2,6 +2,7 @@ internal import CBLAS
 import Dispatch
 import Foundation
 import Synchronization
+import PGTensor
 
 /// Scratch memory and threading for the convolution kernels and `NeuralRendererNet`, kept between
 /// calls so that the steady state allocates nothing but the returned tensors.

@@ -1,4 +1,5 @@
 import Dispatch
+import PGTensor
 
 /// The visible Gaussians and their depth-ordered tile lists.
 struct SplatBinning {

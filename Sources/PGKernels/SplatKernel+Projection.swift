@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import PGTensor
 
 /// The 2D Gaussians one camera sees, per input Gaussian (culled ones have radius 0 and zeros).
 public struct SplatProjection: Sendable {

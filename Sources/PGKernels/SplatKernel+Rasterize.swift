@@ -1,4 +1,5 @@
 internal import CPrefetch
+import PGTensor
 
 /// The per-tile forward kernel. A tile is 16 rows of two 8-pixel groups; each group runs the
 /// front-to-back scan with one SIMD lane per pixel (phase 1: which Gaussians blend, with what weight

@@ -1,3 +1,5 @@
+import PGTensor
+
 /// The per-tile backward kernel (gsplat's reverse traversal). For each 8-pixel group it walks the
 /// tile list from the last contributor back to the front, recovering Tₖ = Tₖ₊₁/(1 − αₖ) from the
 /// saved T_final, and accumulates, per candidate, lane sums of ∂L/∂(mean₂, conic, opacity, z) and

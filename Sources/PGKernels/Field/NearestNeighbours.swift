@@ -1,3 +1,5 @@
+import PGTensor
+
 /// k-nearest-neighbour distances on a uniform grid, for the 3DGS scale initialisation.
 public enum NearestNeighbours {
     /// For every point, the mean squared distance to its `k` nearest other points (3DGS's

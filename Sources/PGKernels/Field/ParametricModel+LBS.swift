@@ -1,5 +1,6 @@
 internal import CBLAS
 import Foundation
+import PGTensor
 
 /// One frame's model parameters (what a `Tracking` record carries).
 public struct ModelPose: Sendable, Equatable {

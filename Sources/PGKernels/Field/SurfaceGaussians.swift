@@ -1,3 +1,5 @@
+import PGTensor
+
 /// What `SurfaceGaussians.deformVJP` needs from the forward pass.
 public struct SurfaceGaussiansTape: Sendable {
     /// Per Gaussian, the linear part L_g of its blended skinning transform.

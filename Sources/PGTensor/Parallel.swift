@@ -1,7 +1,9 @@
 import Foundation
 
-// The kernels' one way to run in parallel: a fixed number of workers, or a range cut into
-// contiguous chunks, one per worker. (The engine's frame loop is separate: it runs operators.)
+// pgflow's one way to run numeric loops in parallel (the kernels, the optimizer's step): a fixed
+// number of workers, or a range cut into contiguous chunks, one per worker. It lives at the bottom
+// of the module stack so every layer uses the same one. (The engine's frame loop is separate: it
+// runs operators.)
 
 /// Runs body(0..<workers) concurrently (inline for one worker).
 ///
@@ -26,18 +28,11 @@ public func parallelChunks(_ n: Int, threads: Int, minimumChunk: Int = 256, _ bo
 }
 
 /// `parallelChunks` for bodies that need no worker index.
-func parallelChunks(_ n: Int, threads: Int, minimumChunk: Int = 256, _ body: (Range<Int>) -> Void) {
+public func parallelChunks(_ n: Int, threads: Int, minimumChunk: Int = 256, _ body: (Range<Int>) -> Void) {
     parallelChunks(n, threads: threads, minimumChunk: minimumChunk) { (_: Int, range: Range<Int>) in body(range) }
 }
 
-struct UncheckedSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}
-
-/// The thread budget of the kernels that take no `threads` argument (the loss terms, SSIM,
-/// metrics): the node calling them binds it to its run's `--threads`
-/// (`KernelThreads.$budget.withValue(context.threads) { … }`); 2 otherwise.
-public enum KernelThreads {
-    @TaskLocal public static var budget: Int = 2
+public struct UncheckedSendable<Value>: @unchecked Sendable {
+    public let value: Value
+    public init(_ value: Value) { self.value = value }
 }
