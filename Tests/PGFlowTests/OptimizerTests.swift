@@ -96,3 +96,19 @@ import Testing
     #expect(b.scalars[1] > a.scalars[1], "plain Adam moved the untouched element on momentum (\(a.scalars[1])), lazy Adam did not (\(b.scalars[1]))")
     #expect(abs(lazy.m.scalars[1] - 0.1) < 1e-6 && plain.m.scalars[1] < 0.095, "its moment is where the first step left it")
 }
+
+/// Adam is elementwise, so splitting its step over threads changes the speed, never the bits.
+@Test func adamGivesTheSameBitsOnOneThreadOrTwo() {
+    var rng = SplitMix64(seed: 9)
+    let n = 3 << 16
+    let start = Tensor(shape: [n], scalars: (0..<n).map { _ in Float.random(in: -1...1, using: &rng) })
+    var one = Adam(shape: [n], learningRate: 0.01), two = one
+    var a = start, b = start
+    for _ in 0..<3 {
+        let g = Tensor(shape: [n], scalars: (0..<n).map { _ in Float.random(in: -1...1, using: &rng) })
+        one.update(&a, gradient: g, threads: 1)
+        two.update(&b, gradient: g, threads: 2)
+    }
+    #expect(a == b && one.m == two.m && one.v == two.v)
+    #expect(a != start)
+}

@@ -25,7 +25,8 @@ public struct Adam: Sendable {
     /// θ ← θ − lr·m̂/(√v̂ + eps), with `lrScale` from the schedule. `lazy`: elements whose gradient
     /// is exactly zero keep their value and moments (for groups with one row per frame, which a
     /// step's batch touches only in part: plain Adam would keep moving the other rows on momentum).
-    public mutating func update(_ parameter: inout Tensor, gradient: Tensor, lrScale: Float = 1, lazy: Bool = false) {
+    /// Elementwise, so `threads` changes the speed, never the bits.
+    public mutating func update(_ parameter: inout Tensor, gradient: Tensor, lrScale: Float = 1, lazy: Bool = false, threads: Int = 1) {
         precondition(parameter.shape == gradient.shape && parameter.shape == m.shape,
                      "Adam: parameter \(parameter.shape), gradient \(gradient.shape), state \(m.shape)")
         steps += 1
@@ -34,17 +35,20 @@ public struct Adam: Sendable {
         let c2 = 1 - Float(Double(b2).power(steps))
         let lr = learningRate * lrScale
         let sqrtC2 = c2.squareRoot()
-        parameter.withUnsafeMutableBufferPointer { p in
-            gradient.withUnsafeBufferPointer { g in
-                m.withUnsafeMutableBufferPointer { m in
-                    v.withUnsafeMutableBufferPointer { v in
-                        for i in 0..<p.count {
-                            let gi = g[i]
-                            if lazy && gi == 0 { continue }
-                            m[i] = b1 * m[i] + (1 - b1) * gi
-                            v[i] = b2 * v[i] + (1 - b2) * gi * gi
-                            // PyTorch's form: step = lr/c1 · m / (√v/√c2 + eps)
-                            p[i] -= lr / c1 * m[i] / (v[i].squareRoot() / sqrtC2 + eps)
+        parameter.withUnsafeMutableBufferPointer { pb in
+            gradient.withUnsafeBufferPointer { gb in
+                m.withUnsafeMutableBufferPointer { mb in
+                    v.withUnsafeMutableBufferPointer { vb in
+                        let (p, g, m, v) = (pb, gb, mb, vb)
+                        parallelChunks(p.count, threads: threads, minimumChunk: 1 << 16) { range in
+                            for i in range {
+                                let gi = g[i]
+                                if lazy && gi == 0 { continue }
+                                m[i] = b1 * m[i] + (1 - b1) * gi
+                                v[i] = b2 * v[i] + (1 - b2) * gi * gi
+                                // PyTorch's form: step = lr/c1 · m / (√v/√c2 + eps)
+                                p[i] -= lr / c1 * m[i] / (v[i].squareRoot() / sqrtC2 + eps)
+                            }
                         }
                     }
                 }

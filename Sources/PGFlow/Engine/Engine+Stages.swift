@@ -192,16 +192,24 @@ extension Engine {
                 losses.append(("edits", Double(update.held.totalEdits)))
             }
             let lrScale = Float(settings.schedule.scale(step: training.step, of: settings.steps))
+            // The engine lets go of the parameters first and each group is taken out of its
+            // dictionary while it updates, so Adam writes in place instead of copying every
+            // parameter and moment tensor once a step.
+            state.withLock { st in for id in settings.train { st.parameters[id] = nil } }
             for id in settings.train {
                 let sparse = (try? instance(id) as? any Trainable)?.sparseGroups ?? []
+                var groups = training.parameters.removeValue(forKey: id) ?? [:]
                 for (g, grad) in gradients[id] ?? [:] {
                     let key = "\(id).\(g)"
-                    guard var p = training.parameters[id]?[g], var opt = training.adam[key] else { continue }
-                    opt.update(&p, gradient: settings.clip.map { clipped(grad, toNorm: Float($0)) } ?? grad, lrScale: lrScale,
-                               lazy: sparse.contains(g))
-                    training.parameters[id]![g] = p
-                    training.adam[key] = opt
+                    guard var p = groups.removeValue(forKey: g) else { continue }
+                    if var opt = training.adam.removeValue(forKey: key) {
+                        opt.update(&p, gradient: settings.clip.map { clipped(grad, toNorm: Float($0)) } ?? grad, lrScale: lrScale,
+                                   lazy: sparse.contains(g), threads: options.threads)
+                        training.adam[key] = opt
+                    }
+                    groups[g] = p
                 }
+                training.parameters[id] = groups
             }
             state.withLock { st in for id in settings.train { st.parameters[id] = training.parameters[id] } }
             if training.history.names.isEmpty { training.history.names = losses.map(\.0) }
