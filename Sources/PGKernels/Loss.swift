@@ -240,23 +240,28 @@ extension Kernels {
 
 // MARK: - Helpers
 
-/// Σ term(i) over 0..<n in Double. Large sums are split in two fixed halves, added in order, so
-/// the result is the same bits whatever the thread budget (`KernelThreads`); the halves run on
-/// two cores when the budget allows.
+/// Σ term(i) over 0..<n in Double. The sum has one fixed shape, so its bits do not depend on the
+/// thread budget (`KernelThreads`): large sums are split in two halves added in order, and each
+/// range keeps eight running sums (over i mod 8) added at its end. Eight sums instead of one let
+/// the adds pipeline; inlined, `term` vectorises. The halves run on two cores when allowed.
+@inline(__always)
 func lossSum(_ n: Int, _ term: (Int) -> Double) -> Double {
-    if n < 1 << 16 {
-        var s = 0.0
-        for i in 0..<n { s += term(i) }
-        return s
+    @inline(__always) func range(_ lo: Int, _ hi: Int) -> Double {
+        var s = SIMD8<Double>()
+        var i = lo
+        while i + 8 <= hi {
+            s += SIMD8(term(i), term(i + 1), term(i + 2), term(i + 3), term(i + 4), term(i + 5), term(i + 6), term(i + 7))
+            i += 8
+        }
+        var tail = 0.0
+        while i < hi { tail += term(i); i += 1 }
+        return s.sum() + tail
     }
+    if n < 1 << 16 { return range(0, n) }
     var halves = (0.0, 0.0)
     withUnsafeMutablePointer(to: &halves) { h in
         h.withMemoryRebound(to: Double.self, capacity: 2) { out in
-            func half(_ w: Int) {
-                var s = 0.0
-                for i in (n * w / 2)..<(n * (w + 1) / 2) { s += term(i) }
-                out[w] = s
-            }
+            func half(_ w: Int) { out[w] = range(n * w / 2, n * (w + 1) / 2) }
             if KernelThreads.budget >= 2 { concurrentWorkers(2, half) } else { half(0); half(1) }
         }
     }
@@ -264,6 +269,8 @@ func lossSum(_ n: Int, _ term: (Int) -> Double) -> Double {
 }
 
 /// body(i) for i in 0..<n, on up to `KernelThreads.budget` cores for large n; each i is independent.
+/// Inlined, so `body` is too and the loop vectorises.
+@inline(__always)
 func lossMap(_ n: Int, _ body: (Int) -> Void) {
     if n < 1 << 16 {
         for i in 0..<n { body(i) }
@@ -310,13 +317,12 @@ func lossCotangents(
     _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>,
              UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) -> Void
 ) -> (vPrediction: Tensor, vTarget: Tensor) {
-    var va = Tensor(zeros: a.shape), vb = Tensor(zeros: b.shape)
-    a.withUnsafeBufferPointer { ab in
-        b.withUnsafeBufferPointer { bb in
-            va.withUnsafeMutableBufferPointer { vab in
-                vb.withUnsafeMutableBufferPointer { vbb in body(ab, bb, vab, vbb) }
-            }
+    // The kernels overwrite every cotangent value, so the buffers start uninitialised.
+    var target = Tensor(shape: [0], scalars: [])
+    let prediction = Tensor(shape: a.shape) { vab in
+        target = Tensor(shape: b.shape) { vbb in
+            a.withUnsafeBufferPointer { ab in b.withUnsafeBufferPointer { bb in body(ab, bb, vab, vbb) } }
         }
     }
-    return (va, vb)
+    return (prediction, target)
 }

@@ -114,11 +114,11 @@ extension Kernels {
 // MARK: - Tensor-level wrappers
 
 extension Kernels {
-    /// Mean SSIM of two [C, H, W] images.
-    public static func ssim(_ x: Tensor, _ y: Tensor) -> Float {
+    /// Mean SSIM of two [C, H, W] images, on `threads` cores (by default the machine's).
+    public static func ssim(_ x: Tensor, _ y: Tensor, threads: Int = ProcessInfo.processInfo.activeProcessorCount) -> Float {
         let (c, h, w) = ssimShape("ssim", x, y)
         return x.withUnsafeBufferPointer { xb in
-            y.withUnsafeBufferPointer { yb in ssim(xb, yb, channels: c, height: h, width: w) }
+            y.withUnsafeBufferPointer { yb in ssim(xb, yb, channels: c, height: h, width: w, threads: threads) }
         }
     }
 
@@ -136,8 +136,8 @@ extension Kernels {
         return map
     }
 
-    public static func dssimLoss(_ prediction: Tensor, _ target: Tensor) -> Float {
-        1 - ssim(prediction, target)
+    public static func dssimLoss(_ prediction: Tensor, _ target: Tensor, threads: Int = ProcessInfo.processInfo.activeProcessorCount) -> Float {
+        1 - ssim(prediction, target, threads: threads)
     }
 
     public static func dssimLossVJP(_ prediction: Tensor, _ target: Tensor, vLoss: Float)

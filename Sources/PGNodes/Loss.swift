@@ -106,23 +106,40 @@ public struct Loss: Differentiable {
         switch term {
         case .l1, .stable: return mask.map { Kernels.maskedL1Loss(p, t, mask: $0) } ?? Kernels.l1Loss(p, t)
         case .mask: return Kernels.l1Loss(p, t)
-        case .dssim: return Kernels.dssimLoss(p, t)
+        case .dssim: return Kernels.dssimLoss(p, t, threads: KernelThreads.budget)
         case .mse: return Kernels.mseLoss(p, t)
         case .huber: return Kernels.huberLoss(p, t, delta: huberDelta)
         case .probe: return Kernels.weightedSum(p, weights: t)
         }
     }
 
+    /// ∂term/∂prediction. Targets here are data (the photo, the edit, the source), so the kernels
+    /// are asked for no target cotangent: on a 32-channel 512² probe that halves the VJP's time.
     func cotangent(_ term: ImageTerm, _ p: Tensor, _ t: Tensor?, mask: Tensor?, _ v: Float) -> Tensor {
         let t = t!
-        switch term {
-        case .l1, .stable:
-            return (mask.map { Kernels.maskedL1LossVJP(p, t, mask: $0, vLoss: v) } ?? Kernels.l1LossVJP(p, t, vLoss: v)).vPrediction
-        case .mask: return Kernels.l1LossVJP(p, t, vLoss: v).vPrediction
-        case .dssim: return Kernels.dssimLossVJP(p, t, vLoss: v).vPrediction
-        case .mse: return Kernels.mseLossVJP(p, t, vLoss: v).vPrediction
-        case .huber: return Kernels.huberLossVJP(p, t, delta: huberDelta, vLoss: v).vPrediction
-        case .probe: return Kernels.weightedSumVJP(p, weights: t, vLoss: v).vInput
+        let (c, h, w) = (p.shape[0], p.shape[1], p.shape[2])
+        return Tensor(shape: p.shape) { vp in
+            p.withUnsafeBufferPointer { pb in
+                t.withUnsafeBufferPointer { tb in
+                    switch term {
+                    case .l1, .stable:
+                        if let mask {
+                            mask.withUnsafeBufferPointer { mb in
+                                Kernels.maskedL1LossVJP(pb, tb, mask: mb, vLoss: v, vPrediction: vp, vTarget: nil)
+                            }
+                        } else {
+                            Kernels.l1LossVJP(pb, tb, vLoss: v, vPrediction: vp, vTarget: nil)
+                        }
+                    case .mask: Kernels.l1LossVJP(pb, tb, vLoss: v, vPrediction: vp, vTarget: nil)
+                    case .dssim:
+                        Kernels.dssimLossVJP(pb, tb, channels: c, height: h, width: w, vLoss: v, vPrediction: vp, vTarget: nil,
+                                             threads: KernelThreads.budget)
+                    case .mse: Kernels.mseLossVJP(pb, tb, vLoss: v, vPrediction: vp, vTarget: nil)
+                    case .huber: Kernels.huberLossVJP(pb, tb, delta: huberDelta, vLoss: v, vPrediction: vp, vTarget: nil)
+                    case .probe: Kernels.weightedSumVJP(pb, weights: tb, vLoss: v, vInput: vp, vWeights: nil)
+                    }
+                }
+            }
         }
     }
 

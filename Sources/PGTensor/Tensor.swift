@@ -19,6 +19,17 @@ public struct Tensor: Sendable, Equatable, Hashable {
         self.init(shape: shape, scalars: [Float](repeating: 0, count: shape.reduce(1, *)))
     }
 
+    /// A tensor whose every scalar `body` writes (a VJP's output, say): no zero-fill pass over
+    /// memory that is about to be overwritten.
+    public init(shape: [Int], initializingWith body: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows {
+        let n = shape.reduce(1, *)
+        let scalars = try [Float](unsafeUninitializedCapacity: n) { buffer, count in
+            try body(UnsafeMutableBufferPointer(rebasing: buffer[0..<n]))
+            count = n
+        }
+        self.init(shape: shape, scalars: scalars)
+    }
+
     public init(repeating value: Float, shape: [Int]) {
         self.init(shape: shape, scalars: [Float](repeating: value, count: shape.reduce(1, *)))
     }
