@@ -36,13 +36,14 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),   // header-only: cache prefetch hints
+        .systemLibrary(name: "CMemory", path: "Sources/CMemory"),       // header-only: glibc malloc tuning
 
         // Swift modules, bottom up
         .target(name: "PGTensor", dependencies: ["CZlib"]),
         .target(name: "PGKernels", dependencies: ["CBLAS", "CPrefetch", "PGTensor"], swiftSettings: kernelSettings),
         .target(name: "PGMedia", dependencies: ["PGTensor", "CFFmpeg", "CPNG"]),
         .target(name: "PGFlow", dependencies: [
-            "PGTensor", "CJSONC",
+            "PGTensor", "CJSONC", "CMemory",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "PGNodes", dependencies: [

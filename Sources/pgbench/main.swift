@@ -1,7 +1,9 @@
 // Benchmarks print tables; they are never timed tests. Run in release:
 //   swift run -c release pgbench <name> [options]
 import Foundation
+import PGFlow
 
+LargeBuffers.reuse()   // the allocator policy `pgflow` runs with
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
 case "splat":
