@@ -286,17 +286,21 @@ public struct GaussianField: Trainable {
         let offset = settings.isotropic ? nil : try inputs.parameter("offset")
         let rotation = settings.isotropic ? nil : try inputs.parameter("rotation")
 
-        var grads: [String: [Float]] = [
-            "log_scale": [Float](repeating: 0, count: logScale.count),
-            "opacity": [Float](repeating: 0, count: n),
-            "features": [Float](repeating: 0, count: features.count),
-        ]
-        if let offset { grads["offset"] = [Float](repeating: 0, count: offset.count) }
-        if let rotation { grads["rotation"] = [Float](repeating: 0, count: rotation.count) }
+        // A group's first contribution is taken as it is and later ones are added in place:
+        // no zero-filled buffers, no copy of a group per contribution.
+        var groups = ["log_scale", "opacity", "features"]
+        if offset != nil { groups.append("offset") }
+        if rotation != nil { groups.append("rotation") }
+        var grads: [String: [Float]] = [:]
         func add(_ name: String, _ g: [Float]) {
-            guard !g.isEmpty, var current = grads[name] else { return }
-            for i in 0..<g.count { current[i] += g[i] }
-            grads[name] = current
+            guard !g.isEmpty, groups.contains(name) else { return }
+            guard grads[name] != nil else { grads[name] = g; return }
+            grads[name]!.withUnsafeMutableBufferPointer { c in
+                g.withUnsafeBufferPointer { g in
+                    precondition(g.count == c.count, "gradient of \(name): \(g.count) values for \(c.count)")
+                    for i in 0..<g.count { c[i] += g[i] }
+                }
+            }
         }
         func cotangent(_ record: [String: Value], _ key: String, count: Int) throws -> [Float]? {
             guard let v = record[key] else { return nil }
@@ -351,7 +355,11 @@ public struct GaussianField: Trainable {
         }
 
         var out: [String: Tensor] = [:]
-        for (name, g) in grads { out[name] = Tensor(shape: try inputs.parameter(name).shape, scalars: g) }
+        for name in groups {
+            let shape = try inputs.parameter(name).shape
+            out[name] = grads[name].map { Tensor(shape: shape, scalars: $0) } ?? Tensor(zeros: shape)
+        }
+        if let d = grads["displacement"] { out["displacement"] = Tensor(shape: try inputs.parameter("displacement").shape, scalars: d) }
         if out["displacement"] == nil, let d = inputs.parameters["displacement"] { out["displacement"] = Tensor(zeros: d.shape) }
         return Gradients(parameters: out)
     }

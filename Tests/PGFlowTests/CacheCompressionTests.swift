@@ -28,6 +28,20 @@ import PGTensor
         #expect(store.load(h2.finalize())?["x"] == .tensor(noise))
     }
 
+    /// Large payloads are judged by three 64 KB spans before the whole is deflated: trained floats
+    /// (noise to zlib) are stored at once, a frame with flat regions still compresses.
+    @Test func largePayloadsAreJudgedByASample() throws {
+        var rng = SplitMix64(seed: 5)
+        let noise = Tensor(shape: [1 << 18], scalars: (0..<(1 << 18)).map { _ in Float.random(in: -1...1, using: &rng) })
+        let stored = CacheStore.storedPayload(ValueCodec.encode(outputs: ["x": .tensor(noise)]))
+        #expect(stored.first == 0, "noise is stored as it is")
+        var frame = Tensor(repeating: 0.5, shape: [3, 256, 256])
+        for y in 64..<192 { for x in 64..<192 { for c in 0..<3 { frame[c, y, x] = Float((x + 2 * y + c) % 256) / 255 } } }
+        let encoded = ValueCodec.encode(outputs: ["frames": .tensor(frame)])
+        let packed = CacheStore.storedPayload(encoded)
+        #expect(packed.first == 1 && packed.count < encoded.count / 4, "\(packed.count) bytes for \(encoded.count)")
+    }
+
     @Test func anEntryOfFormatOneIsStillRead() throws {
         let dir = try makeCacheTestDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
