@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 import PGFlow
 import PGKernels
 import PGMedia
@@ -106,10 +107,16 @@ enum SceneBench {
             p.standardOutput = FileHandle.nullDevice
             processMs = try seconds { try p.run(); p.waitUntilExit() }
         }
-        // Optimize steps: the stage's wall time over its steps (setup included in the first run).
+        // Optimize steps: the time between consecutive step events (the first step, which also
+        // loads and plans, is left out), and the rest of the stage's wall time (setup, the end's store).
         try? fm.removeItem(at: cache)
-        let stage = try Engine(graph: graph, catalog: catalog, operators: Registry.operators, cacheDirectory: cache, options: RunOptions(threads: 2))
-        let stageMs = try seconds { _ = try stage.run() } / Double(steps)
+        let stepEnds = Mutex<[UInt64]>([])
+        let stage = try Engine(graph: graph, catalog: catalog, operators: Registry.operators, cacheDirectory: cache, options: RunOptions(threads: 2),
+                               events: { e in if case .training = e { stepEnds.withLock { $0.append(DispatchTime.now().uptimeNanoseconds) } } })
+        let stageMs = try seconds { _ = try stage.run() }
+        let ends = stepEnds.withLock { $0 }
+        let stepMs = zip(ends.dropFirst(), ends).map { Double($0 - $1) / 1e6 }
+        let stepMedian = stepMs.isEmpty ? Double.nan : median(stepMs)
 
         print("Scene: \(plyURL.path) (\(scene.count) Gaussians, C = \(c)), \(w)×\(h); 2 threads; milliseconds")
         print("")
@@ -120,7 +127,10 @@ enum SceneBench {
         row("engine.gradients, first call (loads the cloud, plans, hashes inputs)", firstGrad)
         row("engine.gradients, warm (median of 3)", median(warm))
         row("`pgflow grad` as a process (start, load, one forward and backward, write NPZ)", processMs)
-        row("one optimize step of the stage (wall time / \(steps) steps, setup included)", stageMs)
+        row("one optimize step (median of steps 2…\(steps): Splat, loss, Adam, bookkeeping)", stepMedian)
+        row("the stage's setup and end (wall time less those steps: load, plan, first step, store)", stageMs - stepMs.reduce(0, +))
+        print("")
+        print(String(format: "Per-step overhead beside the kernel: %.0f ms (%.0f%% of the kernel).", stepMedian - kernelMs, 100 * (stepMedian - kernelMs) / kernelMs))
     }
 
     static func median(_ xs: [Double]) -> Double {
