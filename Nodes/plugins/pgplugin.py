@@ -303,14 +303,42 @@ def _vjp(req, vjp):
     return {"output": output, "seconds": round(time.perf_counter() - t0, 6)}
 
 
-def serve(name, version, edit=None, detect=None, matte=None, encode=None, vjp=None, capabilities=None):
+def _distance(req, distance):
+    """A perceptual plugin's op: distance(image, target, params, gradient) -> (d, d/d image or None)."""
+    image, params, output = _image_request(req)
+    inputs = req.get("inputs") or {}
+    if "target" not in inputs:
+        raise PluginError("the request has no target input")
+    target = read_npy(inputs["target"], 3, "target")
+    if target.shape != image.shape:
+        raise PluginError(f"the target {list(target.shape)} and the image {list(image.shape)} differ in shape")
+    want = bool(req.get("gradient"))
+    if want and output is None:
+        raise PluginError("the request asks for a gradient but names no output file")
+    t0 = time.perf_counter()
+    d, grad = distance(image, target, params, want)
+    d = float(d)
+    if not np.isfinite(d):
+        raise PluginError(f"the distance is not finite ({d})")
+    reply = {"distance": d}
+    if want:
+        grad = np.asarray(grad, dtype=np.float32)
+        if grad.shape != image.shape or not np.all(np.isfinite(grad)):
+            raise PluginError(f"the image gradient must be finite and shaped like the image {list(image.shape)}, got {list(grad.shape)}")
+        write_npy(output, grad)
+        reply["output"] = output
+    reply["seconds"] = round(time.perf_counter() - t0, 6)
+    return reply
+
+
+def serve(name, version, edit=None, detect=None, matte=None, encode=None, vjp=None, distance=None, capabilities=None):
     """Answer pgflow's requests until 'bye' or end of input; exits the process (0 on a clean end).
-    edit, detect, matte, encode, vjp: the functions for those ops (any of them); capabilities,
-    reported in the handshake, default to the ops given."""
+    edit, detect, matte, encode, vjp, distance: the functions for those ops (any of them);
+    capabilities, reported in the handshake, default to the ops given."""
     global scratch
     handlers = {op: (run, fn) for op, run, fn in (("edit", _edit, edit), ("detect", _detect, detect),
                                                   ("matte", _matte, matte), ("encode", _encode, encode),
-                                                  ("vjp", _vjp, vjp)) if fn is not None}
+                                                  ("vjp", _vjp, vjp), ("distance", _distance, distance)) if fn is not None}
     if capabilities is None:
         capabilities = list(handlers)
     greeted = False

@@ -26,7 +26,7 @@ public struct Loss: Differentiable {
     }
 
     /// The scalar inputs, each with its own weight param `w_<port>`.
-    static let scalarPorts = ["laplacian", "offset", "scale", "opacity", "expression", "extra"]
+    static let scalarPorts = ["laplacian", "offset", "scale", "opacity", "expression", "perceptual", "extra"]
 
     let imageWeights: [(ImageTerm, Float)]
     let scalarWeights: [(String, Float)]

@@ -25,6 +25,7 @@ public enum Registry {
         Collect.self,
         Matte.self,
         ExprLoss.self,
+        PerceptualLoss.self,
         PoseRefine.self,
     ]
 
