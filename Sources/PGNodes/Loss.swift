@@ -117,6 +117,8 @@ public struct Loss: Differentiable {
     /// are asked for no target cotangent: on a 32-channel 512² probe that halves the VJP's time.
     func cotangent(_ term: ImageTerm, _ p: Tensor, _ t: Tensor?, mask: Tensor?, _ v: Float) -> Tensor {
         let t = t!
+        // The probe's cotangent is v·W: at v = 1 it is W itself, shared rather than written again.
+        if term == .probe && v == 1 { return t }
         let (c, h, w) = (p.shape[0], p.shape[1], p.shape[2])
         return Tensor(shape: p.shape) { vp in
             p.withUnsafeBufferPointer { pb in
