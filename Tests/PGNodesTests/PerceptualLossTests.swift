@@ -79,6 +79,38 @@ struct PerceptualLossTests {
         #expect(abs(fd) > 1e-4 && abs(analytic - fd) <= 0.02 * abs(fd), "analytic \(analytic), central differences \(fd)")
     }
 
+    /// Inside an optimize stage, as a user's edit stage uses it: a renderer trained through
+    /// Loss.perceptual alone brings LPIPS down.
+    @Test func anOptimizeStageTrainsThroughIt() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pgflow-lpips-stage-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let backbone = dir.appendingPathComponent("alexnet.pth").path
+        try Self.fixture(["backbone", backbone])
+        let graph = """
+        {"pgflow": 1, "name": "lpips-stage",
+         "nodes": {
+           "noise":  {"type": "Noise", "params": {"channels": 8, "width": 64, "height": 64, "seed": 3}},
+           "photo":  {"type": "Noise", "params": {"channels": 3, "width": 64, "height": 64, "seed": 5}},
+           "render": {"type": "NeuralRenderer", "in": {"features": "noise.image"}, "params": {"channels": 8, "hidden": [16], "seed": 1}},
+           "lpips":  {"type": "PerceptualLoss", "in": {"image": "render.rgb", "target": "photo.image"},
+                      "params": {"params": {"backbone": "\(backbone)"}}},
+           "loss":   {"type": "Loss", "in": {"image": "render.rgb", "target": "photo.image", "perceptual": "lpips.loss"},
+                      "params": {"w_l1": 0, "w_perceptual": 1}}
+         },
+         "stages": [{"name": "fit", "optimize": {"loss": "loss.loss", "train": ["render"], "steps": 30, "lr": 0.01, "eps": 1e-8}}]}
+        """
+        let url = dir.appendingPathComponent("graph.json")
+        try Data(graph.utf8).write(to: url)
+        let catalog = try Catalog.load(shippedCatalog)
+        let engine = try Engine(graph: try Graph.load(url, catalog: catalog), catalog: catalog, operators: Registry.operators,
+                                cacheDirectory: dir.appendingPathComponent("cache"), options: RunOptions(threads: 2))
+        let history = try #require(try engine.run().histories["fit"])
+        let column = try #require(history.names.firstIndex(of: "terms.perceptual"), "columns \(history.names)")
+        let first = history.rows.first![column], last = history.rows.last![column]
+        #expect(first > 0 && last < 0.8 * first, "LPIPS \(first) → \(last) in 30 steps")
+    }
+
     @Test func withoutAlexNetWeightsTheErrorSaysWhatIsMissing() throws {
         let catalog = try Catalog.load(shippedCatalog)
         let host = PluginHost(catalog: catalog.plugins, python: PluginHost.defaultPython(catalogDirectory: shippedCatalog, environment: [:]), threads: 2)
