@@ -16,8 +16,7 @@ public struct EditorCall: Operator {
     let builtins = BuiltinEditors()
 
     public init(params: Params) throws {
-        guard let call = try PluginCall(params) else { throw OperatorError("param 'plugin' is required") }
-        self.call = call
+        call = try PluginCall(requiring: params)
         seed = UInt64(try params.int("seed"))
     }
 

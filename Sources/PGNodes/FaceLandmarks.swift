@@ -13,8 +13,7 @@ public struct FaceLandmarks: Operator {
     let call: PluginCall
 
     public init(params: Params) throws {
-        guard let call = try PluginCall(params) else { throw OperatorError("param 'plugin' is required") }
-        self.call = call
+        call = try PluginCall(requiring: params)
     }
 
     public func evaluate(_ inputs: Inputs, frame: Int?, context: RunContext) throws -> [String: Value] {

@@ -14,8 +14,7 @@ public struct PerceptualLoss: Differentiable {
     let call: PluginCall
 
     public init(params: Params) throws {
-        guard let call = try PluginCall(params) else { throw OperatorError("param 'plugin' is required") }
-        self.call = call
+        call = try PluginCall(requiring: params)
     }
 
     /// The plugin's distance for frame t and, when asked, its gradient with respect to the image.

@@ -17,6 +17,12 @@ struct PluginCall: Sendable {
         base = params.baseDirectory
     }
 
+    /// For nodes whose `plugin` param is required (EditorCall, FaceLandmarks, Matte, PerceptualLoss).
+    init(requiring params: Params) throws {
+        guard let call = try PluginCall(params) else { throw OperatorError("param 'plugin' is required") }
+        self = call
+    }
+
     /// The run's plugin host.
     func host(_ context: RunContext) throws -> PluginHost {
         guard let host = context.plugins else { throw OperatorError("\(context.nodeType) needs a run's plugin host (run it in a graph)") }
