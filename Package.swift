@@ -29,8 +29,9 @@ let package = Package(
                        providers: [.apt(["libjson-c-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
-        .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg", pkgConfig: "libavformat",
-                       providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev"])]),
+        // FFmpeg's headers (libavformat-dev, libavcodec-dev, libavutil-dev, libswscale-dev) and a
+        // loader that opens the libraries on first use instead of linking them.
+        .target(name: "CFFmpeg", path: "Sources/CFFmpeg"),
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",

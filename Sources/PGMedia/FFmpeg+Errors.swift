@@ -85,11 +85,21 @@ func ffCheck(_ rc: Int32, _ path: String, _ stage: FFmpegStage, detail: String? 
     return rc
 }
 
-/// FFmpeg prints warnings to stderr by itself; pgflow reports problems through its own errors, so
-/// the library stays quiet unless `PGFLOW_FFMPEG_LOG` (quiet|error|warning|info|verbose|debug) asks.
-let configureFFmpegLogging: Void = {
+/// Opens FFmpeg's libraries on first use (`CFFmpeg/loader.c` says why they are not linked) and
+/// quiets them: FFmpeg prints warnings to stderr by itself, while pgflow reports problems through
+/// its own errors, so the library stays quiet unless `PGFLOW_FFMPEG_LOG`
+/// (quiet|error|warning|info|verbose|debug) asks. Every decoder and encoder calls this first.
+func openFFmpeg(for path: String) throws {
+    if let why = ffmpegUnavailable {
+        throw MediaError(.codecUnavailable, path: path, "Cannot open '\(path)': FFmpeg is not available: \(why)")
+    }
+}
+
+private let ffmpegUnavailable: String? = {
+    if let why = pg_ffmpeg_load() { return String(cString: why) }
     let levels: [String: Int32] = ["quiet": AV_LOG_QUIET, "error": AV_LOG_ERROR, "warning": AV_LOG_WARNING,
                                    "info": AV_LOG_INFO, "verbose": AV_LOG_VERBOSE, "debug": AV_LOG_DEBUG]
     let wanted = ProcessInfo.processInfo.environment["PGFLOW_FFMPEG_LOG"]?.lowercased() ?? "quiet"
     av_log_set_level(levels[wanted] ?? AV_LOG_QUIET)
+    return nil
 }()

@@ -19,7 +19,7 @@ final class FFmpegDecoder {
     private(set) var readFailure: String?
 
     init(path: String, threads: Int) throws {
-        _ = configureFFmpegLogging
+        try openFFmpeg(for: path)
         self.path = path
         info = VideoInfo(path: path, width: 0, height: 0, fps: VideoInfo.defaultFPS, frameCount: 0, duration: 0,
                          codec: "", pixelFormat: "", hasAlpha: false, pixelAspect: 1, isImageSequence: false)

@@ -24,7 +24,7 @@ final class FFmpegEncoder {
     ///   - encoderName: FFmpeg encoder: `libx264` or `mpeg4` (with pgflow's quality settings); tests
     ///     also use others (libx265, libvpx-vp9, libaom-av1) at their defaults to make fixtures.
     init(filePath: String, displayPath: String, size: ImageSize, encoderName: String, settings: EncoderSettings) throws {
-        _ = configureFFmpegLogging
+        try openFFmpeg(for: displayPath)
         path = displayPath
         self.size = size
         do {

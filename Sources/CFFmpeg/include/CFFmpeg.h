@@ -1,4 +1,6 @@
 #pragma once
+// FFmpeg's headers for Swift, with what Swift cannot import re-declared below. The libraries are
+// not linked: loader.c opens them on first use (see there why).
 #include <libavformat/avformat.h>
 #include <libavcodec/avcodec.h>
 #include <libavutil/avutil.h>
@@ -7,6 +9,9 @@
 #include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
+
+/// Opens FFmpeg's libraries (once per process). NULL when they are ready, else why not.
+const char *pg_ffmpeg_load(void);
 
 // AVERROR(e) and AVERROR_EOF are function-like/compound macros that Swift cannot import.
 static inline int pg_averror(int e) { return AVERROR(e); }
