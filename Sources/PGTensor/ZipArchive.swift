@@ -158,11 +158,15 @@ struct ZipReader {
     }
 }
 
-/// Builds a zip archive in memory.
+/// Writes a zip archive member by member, stored or deflated (no ZIP64, no data descriptors).
 struct ZipWriter {
-    private(set) var data = Data()
+    /// Where the archive's bytes go, in order: a file, or a `Data` in memory.
+    private let emit: (UnsafeRawBufferPointer) throws -> Void
     private var central = Data()
     private var count = 0
+    private var offset = 0
+
+    init(emit: @escaping (UnsafeRawBufferPointer) throws -> Void) { self.emit = emit }
 
     // A fixed timestamp (1980-01-01 00:00, the DOS epoch) keeps archives byte-for-byte
     // reproducible, so writing the same arrays twice yields the same content hash.
@@ -173,16 +177,30 @@ struct ZipWriter {
     private static func put32(_ v: Int, _ d: inout Data) { put16(v & 0xFFFF, &d); put16((v >> 16) & 0xFFFF, &d) }
 
     mutating func add(name: String, contents: Data, compressed: Bool) throws {
+        guard compressed else {
+            try contents.withUnsafeBytes { try addStored(name: name, parts: [$0]) }
+            return
+        }
         let crc = Deflate.crc32(contents)
-        let payload = compressed ? try Deflate.deflate(contents) : contents
-        let offset = data.count
-        guard contents.count < 0xFFFF_FFFF, payload.count < 0xFFFF_FFFF, offset < 0xFFFF_FFFF else {
+        let payload = try Deflate.deflate(contents)
+        try payload.withUnsafeBytes { try addMember(name: name, crc: crc, size: contents.count, method: 8, payload: [$0]) }
+    }
+
+    /// A stored (uncompressed) member whose contents are `parts` one after the other, written
+    /// from where they lie: a large tensor is never copied into an archive buffer.
+    mutating func addStored(name: String, parts: [UnsafeRawBufferPointer]) throws {
+        let crc = parts.reduce(Deflate.crc32Empty) { Deflate.crc32($0, $1) }
+        try addMember(name: name, crc: crc, size: parts.reduce(0) { $0 + $1.count }, method: 0, payload: parts)
+    }
+
+    private mutating func addMember(name: String, crc: UInt32, size: Int, method: Int, payload: [UnsafeRawBufferPointer]) throws {
+        let payloadSize = payload.reduce(0) { $0 + $1.count }
+        guard size < 0xFFFF_FFFF, payloadSize < 0xFFFF_FFFF, offset < 0xFFFF_FFFF else {
             throw ArrayFileError(.tooLarge, "the archive would exceed 4 GiB, which needs ZIP64, and pgflow writes plain zip only",
                                  member: name)
         }
         let nameBytes = Array(name.utf8)
         let utf8Flag = nameBytes.allSatisfy { $0 < 0x80 } ? 0 : 1 << 11
-        let method = compressed ? 8 : 0
         func common(_ d: inout Data) {
             ZipWriter.put16(20, &d)                     // version needed: 2.0 (deflate)
             ZipWriter.put16(utf8Flag, &d)
@@ -190,15 +208,17 @@ struct ZipWriter {
             ZipWriter.put16(Int(ZipWriter.dosTime), &d)
             ZipWriter.put16(Int(ZipWriter.dosDate), &d)
             ZipWriter.put32(Int(crc), &d)
-            ZipWriter.put32(payload.count, &d)
-            ZipWriter.put32(contents.count, &d)
+            ZipWriter.put32(payloadSize, &d)
+            ZipWriter.put32(size, &d)
             ZipWriter.put16(nameBytes.count, &d)
             ZipWriter.put16(0, &d)                      // extra field length
         }
-        ZipWriter.put32(0x0403_4b50, &data)
-        common(&data)
-        data.append(contentsOf: nameBytes)
-        data.append(payload)
+        var local = Data()
+        ZipWriter.put32(0x0403_4b50, &local)
+        common(&local)
+        local.append(contentsOf: nameBytes)
+        try local.withUnsafeBytes { try emit($0) }
+        for part in payload where part.count > 0 { try emit(part) }
 
         ZipWriter.put32(0x0201_4b50, &central)
         ZipWriter.put16(3 << 8 | 20, &central)          // made by: Unix, zip 2.0 (so the mode below counts)
@@ -209,26 +229,25 @@ struct ZipWriter {
         ZipWriter.put32(0o100644 << 16, &central)       // external attributes: regular file, rw-r--r--
         ZipWriter.put32(offset, &central)
         central.append(contentsOf: nameBytes)
+        offset += local.count + payloadSize
         count += 1
     }
 
-    /// The finished archive: members, central directory, end record.
-    mutating func finish() throws -> Data {
-        guard count < 0xFFFF, data.count + central.count < 0xFFFF_FFFF else {
+    /// Ends the archive: central directory, end record.
+    mutating func finish() throws {
+        guard count < 0xFFFF, offset + central.count < 0xFFFF_FFFF else {
             throw ArrayFileError(.tooLarge, "the archive would hold \(count) members or exceed 4 GiB, which needs ZIP64")
         }
-        let cdOffset = data.count
-        var out = data
-        out.append(central)
+        var out = central
         ZipWriter.put32(0x0605_4b50, &out)
         ZipWriter.put16(0, &out)
         ZipWriter.put16(0, &out)
         ZipWriter.put16(count, &out)
         ZipWriter.put16(count, &out)
         ZipWriter.put32(central.count, &out)
-        ZipWriter.put32(cdOffset, &out)
+        ZipWriter.put32(offset, &out)
         ZipWriter.put16(0, &out)
-        return out
+        try out.withUnsafeBytes { try emit($0) }
     }
 }
 
@@ -238,16 +257,22 @@ enum Deflate {
     private static let slice = 1 << 30
 
     static func crc32(_ d: Data) -> UInt32 {
-        d.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> UInt32 in
-            var crc: uLong = CZlib.crc32(0, nil, 0)
-            var at = 0
-            while at < raw.count {
-                let n = min(slice, raw.count - at)
-                crc = CZlib.crc32(crc, raw.baseAddress!.advanced(by: at).assumingMemoryBound(to: Bytef.self), uInt(n))
-                at += n
-            }
-            return UInt32(truncatingIfNeeded: crc)
+        d.withUnsafeBytes { crc32(crc32Empty, $0) }
+    }
+
+    /// The CRC-32 of no bytes: where a running CRC starts.
+    static let crc32Empty = UInt32(truncatingIfNeeded: CZlib.crc32(0, nil, 0))
+
+    /// `crc` (of earlier bytes) continued over `raw`.
+    static func crc32(_ crc: UInt32, _ raw: UnsafeRawBufferPointer) -> UInt32 {
+        var crc = uLong(crc)
+        var at = 0
+        while at < raw.count {
+            let n = min(slice, raw.count - at)
+            crc = CZlib.crc32(crc, raw.baseAddress!.advanced(by: at).assumingMemoryBound(to: Bytef.self), uInt(n))
+            at += n
         }
+        return UInt32(truncatingIfNeeded: crc)
     }
 
     static func deflate(_ input: Data, level: Int32 = 6) throws -> Data {

@@ -131,3 +131,29 @@ func sameBits(_ a: Tensor, _ b: Tensor) -> Bool {
     try t.writeNPY(to: good)
     #expect(try Tensor(npyFile: good) == t)
 }
+
+/// Files past the first 64 KB take the direct path (float32 read straight into the tensor) or,
+/// for other dtypes, the whole-file path; both read the same values and report truncation.
+@Test func largeNPYFilesReadDirectlyAndReportTruncation() throws {
+    let dir = try makeTemporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    var rng = SplitMix64(seed: 11)
+    let t = Tensor(shape: [200, 100], scalars: (0..<20_000).map { _ in Float(rng.uniformOpen() - 0.5) })
+    let url = dir.appendingPathComponent("big.npy")
+    try t.writeNPY(to: url)
+    #expect(try Tensor(npyFile: url) == t)
+
+    let full = try Data(contentsOf: url)
+    try full.prefix(full.count - 4).write(to: url)
+    #expect(throws: ArrayFileError.self) { try Tensor(npyFile: url) }
+    do { _ = try Tensor(npyFile: url) } catch let e as ArrayFileError {
+        #expect(e.code == .truncated && e.file == url.path, "\(e)")
+    }
+
+    // Big-endian float32: the same values through the converting path.
+    let swapped = t.scalars.flatMap { v -> [UInt8] in withUnsafeBytes(of: v.bitPattern.bigEndian) { Array($0) } }
+    try npyBytes(descr: ">f4", shape: "(200, 100)", data: swapped).write(to: url)
+    #expect(try Tensor(npyFile: url) == t)
+
+    #expect(throws: ArrayFileError.self) { try Tensor(npyFile: dir.appendingPathComponent("missing.npy")) }
+}

@@ -169,3 +169,24 @@ func swiftReadsWhatNumpyWrites() throws {
     #expect(try Tensor(npyFile: dir.appendingPathComponent("one.npy")).scalars == [1.5, -2, 3.25, 1e6])
     #expect(throws: ArrayFileError.self) { try Tensor(npyFile: dir.appendingPathComponent("fortran.npy")) }
 }
+
+/// `NPZ.write` streams each member to a temporary file and renames it: the file holds exactly
+/// the bytes `NPZ.data` builds in memory, nothing is left beside it, and a folder that does not
+/// exist is an error naming the file.
+@Test func writtenArchiveIsTheInMemoryArchive() throws {
+    let dir = try makeTemporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    for compressed in [false, true] {
+        let url = dir.appendingPathComponent("w.npz")
+        try NPZ.write(sampleArrays(), to: url, compressed: compressed)
+        #expect(try Data(contentsOf: url) == NPZ.data(sampleArrays(), compressed: compressed))
+    }
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["w.npz"])
+    let nowhere = dir.appendingPathComponent("no/such/folder/x.npz")
+    do {
+        try NPZ.write(sampleArrays(), to: nowhere)
+        Issue.record("wrote into a folder that does not exist")
+    } catch let e as ArrayFileError {
+        #expect(e.code == .io && e.file == nowhere.path, "\(e)")
+    }
+}
