@@ -14,7 +14,9 @@ import PGTensor
 /// outputs keyed by the file's content or the detections.
 public struct Tracker: FrameSource {
     public static let type = "Tracker"
-    public static let version = 2
+    /// 3: the fit ties translation between frames 100× harder (55ba74a changed the fit's output
+    /// without bumping this, so caches made before it served the old tracking).
+    public static let version = 3
 
     struct Settings: Sendable {
         var fit: Bool
