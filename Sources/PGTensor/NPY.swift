@@ -187,7 +187,6 @@ struct NPYHeader {
         return (kind, size, bigEndian)
     }
 
-    /// Reads the array data that follows the header into a Float32 tensor.
     /// Float32 in this machine's byte order: the bytes are the tensor's scalars as they are.
     var isHostFloat32: Bool { kind == .float && itemSize == 4 && bigEndian == hostIsBigEndian }
 
@@ -211,6 +210,7 @@ struct NPYHeader {
                               "the array of shape \(shape) and dtype '\(descr)' needs \(needed) bytes of data but only \(available) follow the header")
     }
 
+    /// Reads the array data that follows the header into a Float32 tensor.
     func decodeTensor(_ data: Data) throws -> Tensor {
         let count = try elementCount()
         let needed = count * itemSize
