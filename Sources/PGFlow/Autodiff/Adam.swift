@@ -1,4 +1,7 @@
 import PGTensor
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
 
 /// Adam (Kingma & Ba) with PyTorch's bias correction. One instance per parameter group; its
 /// moments belong to the checkpoint so an interrupted stage resumes exactly.
@@ -40,15 +43,35 @@ public struct Adam: Sendable {
                 m.withUnsafeMutableBufferPointer { mb in
                     v.withUnsafeMutableBufferPointer { vb in
                         let (p, g, m, v) = (pb, gb, mb, vb)
+                        // PyTorch's form: step = lr/c1 · m / (√v/√c2 + eps). Four lanes at a
+                        // time, in the same order of operations as one, so the bits are the
+                        // same: scalar division and square root made this loop compute-bound
+                        // (7 ms a step for 4.3M parameters, twice the memory traffic's time).
+                        let rate = lr / c1
+                        @inline(__always) func one(_ i: Int) {
+                            let gi = g[i]
+                            if lazy && gi == 0 { return }
+                            m[i] = b1 * m[i] + (1 - b1) * gi
+                            v[i] = b2 * v[i] + (1 - b2) * gi * gi
+                            p[i] -= rate * m[i] / (v[i].squareRoot() / sqrtC2 + eps)
+                        }
                         parallelChunks(p.count, threads: threads, minimumChunk: 1 << 16) { range in
-                            for i in range {
-                                let gi = g[i]
-                                if lazy && gi == 0 { continue }
-                                m[i] = b1 * m[i] + (1 - b1) * gi
-                                v[i] = b2 * v[i] + (1 - b2) * gi * gi
-                                // PyTorch's form: step = lr/c1 · m / (√v/√c2 + eps)
-                                p[i] -= lr / c1 * m[i] / (v[i].squareRoot() / sqrtC2 + eps)
+                            var i = range.lowerBound
+                            if !lazy, let pp = p.baseAddress, let gp = g.baseAddress, let mp = m.baseAddress, let vp = v.baseAddress {
+                                typealias F4 = SIMD4<Float>
+                                func load(_ base: UnsafePointer<Float>, _ i: Int) -> F4 { UnsafeRawPointer(base + i).loadUnaligned(as: F4.self) }
+                                func store(_ x: F4, _ base: UnsafeMutablePointer<Float>, _ i: Int) { UnsafeMutableRawPointer(base + i).storeBytes(of: x, as: F4.self) }
+                                while i + 4 <= range.upperBound {
+                                    let gi = load(gp, i)
+                                    let mi = b1 * load(mp, i) + (1 - b1) * gi
+                                    let vi = b2 * load(vp, i) + (1 - b2) * gi * gi
+                                    store(mi, mp, i)
+                                    store(vi, vp, i)
+                                    store(load(pp, i) - rate * mi / (lanewiseSquareRoot(vi) / sqrtC2 + eps), pp, i)
+                                    i += 4
+                                }
                             }
+                            while i < range.upperBound { one(i); i += 1 }
                         }
                     }
                 }
@@ -70,4 +93,15 @@ extension Double {
         for _ in 0..<n { r *= self }
         return r
     }
+}
+
+/// √x in every lane as one instruction: the standard library's generic `squareRoot()` on SIMD
+/// vectors compiles to a scalar square root per lane, with a libm call for negative lanes.
+@inline(__always)
+private func lanewiseSquareRoot(_ x: SIMD4<Float>) -> SIMD4<Float> {
+    #if arch(x86_64)
+    unsafeBitCast(_mm_sqrt_ps(unsafeBitCast(x, to: __m128.self)), to: SIMD4<Float>.self)
+    #else
+    x.squareRoot()
+    #endif
 }
