@@ -15,7 +15,7 @@ import PGTensor
 enum SceneBench {
     static func run(_ args: [String]) {
         var dir = FileManager.default.temporaryDirectory.appendingPathComponent("pgbench-scene")
-        var count = 100_000, size = 512, channels = 32, steps = 6, runs = 5
+        var count = 100_000, size = 512, channels = 32, steps = 16, runs = 5
         var i = 0
         while i < args.count {
             let v = i + 1 < args.count ? args[i + 1] : ""
@@ -26,7 +26,7 @@ enum SceneBench {
             case "--channels": channels = Int(v) ?? channels; i += 1
             case "--steps": steps = Int(v) ?? steps; i += 1
             default:
-                print("usage: pgbench scene [--dir DIR (cloud.ply, camera.json; made when missing)] [--count 100000] [--size 512] [--channels 32] [--steps 6]")
+                print("usage: pgbench scene [--dir DIR (cloud.ply, camera.json; made when missing)] [--count 100000] [--size 512] [--channels 32] [--steps 16]")
                 exit(1)
             }
             i += 1

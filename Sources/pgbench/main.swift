@@ -26,7 +26,7 @@ default:
     print("        NeuralRenderer forward and forward+backward against the machine's sgemm")
     print("  track [--frames 75] [--size 256] [--noise 1.5] [--iterations 200]")
     print("        Tracker's landmark fit on the synthetic performance against its known truth")
-    print("  scene [--dir DIR] [--count 100000] [--size 512] [--channels 32] [--steps 6]")
+    print("  scene [--dir DIR] [--count 100000] [--size 512] [--channels 32] [--steps 16]")
     print("        Splat's kernel, pgflow grad and an optimize step timed on one .ply scene")
     print("  expression [--video data/single_face.mp4] [--size 256]")
     print("        ExprLoss's built-in encoder: distances under expression, style and colour changes")
