@@ -33,16 +33,11 @@ extension Tensor {
                 let available = Int(size) - header.dataOffset
                 guard count * 4 <= available else { throw header.truncation(available: available) }
                 try file.seek(toOffset: UInt64(header.dataOffset))
-                let fd = file.fileDescriptor
                 let scalars = try [Float](unsafeUninitializedCapacity: count) { out, initialized in
-                    let bytes = UnsafeMutableRawBufferPointer(out)
-                    var done = 0
-                    while done < bytes.count {
-                        let n = read(fd, bytes.baseAddress! + done, bytes.count - done)
-                        if n < 0, errno == EINTR { continue }
-                        guard n > 0 else { throw header.truncation(available: done) }
-                        done += n
+                    guard let n = readFully(file.fileDescriptor, into: UnsafeMutableRawBufferPointer(out)) else {
+                        throw ArrayFileError(.io, "it cannot be read (\(String(cString: strerror(errno))))")
                     }
+                    guard n == count * 4 else { throw header.truncation(available: n) }
                     initialized = count
                 }
                 self.init(shape: header.shape, scalars: scalars)

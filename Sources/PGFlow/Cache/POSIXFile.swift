@@ -1,4 +1,5 @@
 import Foundation
+import PGTensor
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -96,17 +97,10 @@ enum POSIXFile {
             throw CacheError(.io, "Cannot look at \(path): \(errorText()).", path: path)
         }
         var data = Data(count: Int(max(0, status.size)))
-        var done = 0
-        var failure: Int32 = 0
-        data.withUnsafeMutableBytes { (buf: UnsafeMutableRawBufferPointer) in
-            while done < buf.count {
-                let n = Glibc_read(fd, buf.baseAddress! + done, buf.count - done)
-                if n < 0 { if errno == EINTR { continue }; failure = errno; return }
-                if n == 0 { return }  // shrank under us: the short count is caught by the format checks
-                done += n
-            }
+        // A file that shrank under us reads short: the format checks catch the count.
+        guard let done = data.withUnsafeMutableBytes({ readFully(fd, into: $0) }) else {
+            throw CacheError(.io, "Cannot read \(path): \(errorText()).", path: path)
         }
-        if failure != 0 { throw CacheError(.io, "Cannot read \(path): \(errorText(failure)).", path: path) }
         data.count = done
         return (data, status)
     }
@@ -135,16 +129,7 @@ enum POSIXFile {
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var data = Data(count: count)
-        var done = 0
-        data.withUnsafeMutableBytes { buf in
-            while done < buf.count {
-                let n = Glibc_read(fd, buf.baseAddress! + done, buf.count - done)
-                if n < 0 { if errno == EINTR { continue }; break }
-                if n == 0 { break }
-                done += n
-            }
-        }
-        data.count = done
+        data.count = data.withUnsafeMutableBytes { readFully(fd, into: $0) } ?? 0
         return data
     }
 
@@ -152,41 +137,20 @@ enum POSIXFile {
     /// old file or the complete new one, never a mix; concurrent writers each rename their own
     /// complete temp file, so the last rename wins and every state in between is valid.
     static func writeAtomically(_ chunks: [Data], to path: String) throws {
-        let directory = (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
-        let temp = directory + "/" + temporaryName(for: name)
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            throw CacheError(.io, "Cannot create \(temp): \(errorText()).", path: temp)
-        }
-        var failure: String?
-        outer: for chunk in chunks {
-            let ok = chunk.withUnsafeBytes { (buf: UnsafeRawBufferPointer) -> Bool in
-                var done = 0
-                while done < buf.count {
-                    let n = Glibc_write(fd, buf.baseAddress! + done, buf.count - done)
-                    if n < 0 { if errno == EINTR { continue }; return false }
-                    done += n
-                }
-                return true
+        do {
+            let file = try StagedFile(replacing: path)
+            do {
+                for chunk in chunks { try chunk.withUnsafeBytes { try file.write($0) } }
+            } catch {
+                file.abandon()
+                throw error
             }
-            if !ok { failure = "cannot write: \(errorText())"; break outer }
-        }
-        if failure == nil, fsync(fd) != 0 { failure = "cannot flush to disk: \(errorText())" }
-        if close(fd) != 0, failure == nil { failure = "cannot close: \(errorText())" }
-        if failure == nil, rename(temp, path) != 0 { failure = "cannot rename into place: \(errorText())" }
-        if let failure {
-            _ = Glibc_unlink(temp)
-            throw CacheError(.io, "Cannot write \(path): \(failure).", path: path)
+            try file.commit(durable: true)
+        } catch let failure as FileFailure {
+            throw CacheError(.io, "Cannot write \(path): \(failure.reason).", path: path)
         }
         // The directory itself is not fsynced: after a crash the rename may be lost, which only
         // turns into a cache miss; the entry itself can never be seen half-written.
-    }
-
-    /// Names start with ".tmp-" so listings skip them and gc can sweep leftovers of crashed
-    /// writers; pid plus a random number keeps concurrent writers (threads or processes) apart.
-    static func temporaryName(for name: String) -> String {
-        ".tmp-\(name.prefix(16))-\(getpid())-\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
     }
 
     /// Sets a file's mtime (now when nil); atime is left alone.
@@ -225,10 +189,8 @@ enum POSIXFile {
 // Unqualified `read`/`write`/`unlink` would resolve to the static methods above.
 #if canImport(Glibc) || canImport(Musl)
 @inline(__always) private func Glibc_read(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { read(fd, p, n) }
-@inline(__always) private func Glibc_write(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { write(fd, p, n) }
 @inline(__always) private func Glibc_unlink(_ path: String) -> Int32 { unlink(path) }
 #else
 @inline(__always) private func Glibc_read(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { Darwin.read(fd, p, n) }
-@inline(__always) private func Glibc_write(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { Darwin.write(fd, p, n) }
 @inline(__always) private func Glibc_unlink(_ path: String) -> Int32 { Darwin.unlink(path) }
 #endif
