@@ -32,8 +32,9 @@ let package = Package(
         // FFmpeg's headers (libavformat-dev, libavcodec-dev, libavutil-dev, libswscale-dev) and a
         // loader that opens the libraries on first use instead of linking them.
         .target(name: "CFFmpeg", path: "Sources/CFFmpeg"),
-        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"])]),
+        // OpenBLAS's header (libopenblas-dev) and a loader that opens the library on first use,
+        // single-threaded, instead of linking it.
+        .target(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),   // header-only: cache prefetch hints
@@ -62,7 +63,7 @@ let package = Package(
 
         // Tests: one target per module, one that runs every graph in Graphs/, one for the CLI.
         .testTarget(name: "PGTensorTests", dependencies: ["PGTensor"]),
-        .testTarget(name: "PGKernelsTests", dependencies: ["PGKernels", "PGTensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PGKernelsTests", dependencies: ["PGKernels", "PGTensor", "CBLAS"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PGMediaTests", dependencies: ["PGMedia", "PGTensor", "CFFmpeg"]),   // CFFmpeg: frames of formats no file here has
         .testTarget(name: "PGFlowTests", dependencies: ["PGFlow", "PGTensor"]),
         .testTarget(name: "PGNodesTests", dependencies: ["PGNodes", "PGFlow", "PGTensor", "PGKernels", "PGMedia"],

@@ -1,4 +1,3 @@
-internal import CBLAS
 import Dispatch
 import Foundation
 import Synchronization
@@ -13,8 +12,8 @@ import PGTensor
 ///
 /// Threading: the kernels split the image into column bands and hand them to `threads` workers
 /// (`DispatchQueue.concurrentPerform`); every band runs its k² *single-threaded* `cblas_sgemm`
-/// calls. OpenBLAS's own thread pool is therefore switched to one thread (process-wide, once, when
-/// the first workspace is made): two workers each calling a 2-thread OpenBLAS would oversubscribe
+/// calls. OpenBLAS is therefore opened with one thread of its own (Sources/CBLAS/loader.c): two
+/// workers each calling a 2-thread OpenBLAS would oversubscribe
 /// the two cores, and a band whose input and output stay in one core's L2 through its GEMMs and
 /// the fused epilogue beats whole-image GEMMs that stream through memory (`pgbench conv`).
 ///
@@ -49,7 +48,6 @@ public final class ConvWorkspace: @unchecked Sendable {
         self.threads = threads
         self.bandBytes = bandBytes
         self.maximumPooledBytes = maximumPooledBytes
-        _ = blasIsSingleThreaded
         weightPartials = (0..<threads).map { _ in ConvScratch() }
     }
 
@@ -78,12 +76,6 @@ public final class ConvWorkspace: @unchecked Sendable {
     /// Bytes currently kept in the plane pool.
     public var pooledBytes: Int { pool.withLock { $0.bytes } }
 }
-
-/// Makes OpenBLAS single-threaded once per process; see `ConvWorkspace` for why.
-let blasIsSingleThreaded: Bool = {
-    openblas_set_num_threads(1)
-    return true
-}()
 
 /// Free activation planes by geometry: pads are zero in every one of them, so a borrowed set needs
 /// no clearing (the kernels overwrite the whole interior and re-zero the pads they touch).

@@ -1,3 +1,4 @@
+import CBLAS
 import Foundation
 import PGTensor
 import Testing
@@ -162,6 +163,23 @@ struct ConvTests {
             #expect(convMaxError(r.2.scalars, float64(results[0].2.scalars)) < 1e-5)
             #expect(convMaxError(r.3.scalars, float64(results[0].3.scalars)) < 1e-5)
         }
+    }
+
+    /// The kernels run single-threaded GEMMs on their own workers, so OpenBLAS must bring no
+    /// threads of its own (Sources/CBLAS/loader.c opens it with OPENBLAS_NUM_THREADS=1), and the
+    /// process's environment must be as it was (plugins started later inherit it).
+    @Test("OpenBLAS runs one thread and leaves the environment as it was")
+    func blasIsSingleThreaded() {
+        let before = ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"]
+        let c = ConvCase(cin: 3, cout: 4, k: 3, height: 5, width: 6, activation: .relu, seed: 5)
+        let input = ConvInputs(c)
+        let y = Kernels.conv2d(Tensor(shape: [c.cin, c.height, c.width], scalars: float32(input.x)),
+                               weight: Tensor(shape: [c.cout, c.cin, 3, 3], scalars: float32(input.w)),
+                               bias: Tensor(shape: [c.cout], scalars: float32(input.b)), activation: .relu,
+                               workspace: ConvWorkspace(threads: 2))
+        #expect(y.shape == [c.cout, c.height, c.width])
+        #expect(openblas_get_num_threads() == 1)
+        #expect(ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == before)
     }
 
     @Test("activation kernels and their VJPs")

@@ -100,7 +100,7 @@ extension Double {
 @inline(__always)
 private func lanewiseSquareRoot(_ x: SIMD4<Float>) -> SIMD4<Float> {
     #if arch(x86_64)
-    unsafeBitCast(_mm_sqrt_ps(unsafeBitCast(x, to: __m128.self)), to: SIMD4<Float>.self)
+    _mm_sqrt_ps(x)   // __m128 is SIMD4<Float> in Swift
     #else
     x.squareRoot()
     #endif
