@@ -186,8 +186,11 @@ public struct GaussianField: Trainable {
 
     func cloudParameters(_ g: GaussianRecord) -> [String: Tensor] {
         let n = g.count, c = settings.channels
-        var features = [Float](repeating: 0, count: n * c)
-        for i in 0..<n { for k in 0..<min(c, g.channels) { features[i * c + k] = g.features[i * g.channels + k] } }
+        var features = g.features   // shared with the cloud when the widths agree (a 100k × 32 cloud: 13 MB not copied)
+        if g.channels != c {
+            features = [Float](repeating: 0, count: n * c)
+            for i in 0..<n { for k in 0..<min(c, g.channels) { features[i * c + k] = g.features[i * g.channels + k] } }
+        }
         var out: [String: Tensor] = [
             "opacity": Tensor(shape: [n], scalars: g.opacityLogits),
             "features": Tensor(shape: [n, c], scalars: features),
