@@ -151,7 +151,10 @@ extension Kernels {
             }
         }
         let transposed = UnsafePointer(ws.transposedWeights.pointer)
-        convJobs(bands, workers: workers) { worker, b in
+        // Contiguous runs of bands per worker, not `convJobs`' first-come order: each worker's
+        // weight-gradient sums then cover the same bands in the same order on every run, so
+        // training with two threads gives the same bits every time.
+        parallelChunks(bands, threads: workers, minimumChunk: 1) { worker, range in for b in range {
             let n0 = b * band, nb = min(band, g.columns - n0)
             let partial = partials[worker].pointer
             let vZBand = vZ + g.origin + n0
@@ -179,7 +182,7 @@ extension Kernels {
                 }
                 convFinish(vInputEpilogue, vInput, channels: cin, n0: n0, nb: nb, geometry: g)
             }
-        }
+        } }
         if needW || needB {
             for w in 0..<workers {
                 let partial = partials[w].pointer

@@ -165,6 +165,28 @@ struct ConvTests {
         }
     }
 
+    /// Training with two threads must give the same bits on every run (a rerun reproduces a
+    /// result; comparisons between runs mean something): the weight gradient's per-worker sums
+    /// must cover the same bands in the same order each time, whichever worker finishes first.
+    @Test("two threads give the same weight-gradient bits on every call")
+    func vjpIsReproducible() {
+        let c = ConvCase(cin: 32, cout: 32, k: 3, height: 96, width: 96, activation: .relu, seed: 41)
+        let input = ConvInputs(c)
+        let x = Tensor(shape: [c.cin, c.height, c.width], scalars: float32(input.x))
+        let w = Tensor(shape: [c.cout, c.cin, 3, 3], scalars: float32(input.w))
+        let b = Tensor(shape: [c.cout], scalars: float32(input.b))
+        let vY = Tensor(shape: [c.cout, c.height, c.width], scalars: float32(input.r))
+        let ws = ConvWorkspace(threads: 2, bandBytes: 64)   // many small bands: workers interleave
+        let y = Kernels.conv2d(x, weight: w, bias: b, activation: .relu, workspace: ws)
+        let first = Kernels.conv2dVJP(x, weight: w, output: y, vOutput: vY, activation: .relu, workspace: ws)
+        var differing = 0   // calls whose bits differ from the first's (a count: the arrays are long)
+        for _ in 0..<20 {
+            let again = Kernels.conv2dVJP(x, weight: w, output: y, vOutput: vY, activation: .relu, workspace: ws)
+            if again.vWeight != first.vWeight || again.vBias != first.vBias || again.vInput != first.vInput { differing += 1 }
+        }
+        #expect(differing == 0, "\(differing) of 20 calls gave other bits than the first")
+    }
+
     /// The kernels run single-threaded GEMMs on their own workers, so OpenBLAS must bring no
     /// threads of its own (Sources/CBLAS/loader.c opens it with OPENBLAS_NUM_THREADS=1), and the
     /// process's environment must be as it was (plugins started later inherit it).
