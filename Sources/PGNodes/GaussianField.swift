@@ -20,7 +20,7 @@ import Synchronization
 /// can weight them without knowing the UV grid.
 public struct GaussianField: Trainable {
     public static let type = "GaussianField"
-    public static let version = 1
+    public static let version = 2   // 2: reg_opacity with one exp and log1p per Gaussian (other last bits)
 
     struct Settings: Sendable {
         var model: String

@@ -80,11 +80,13 @@ public enum FieldRegularisers {
 
     /// Opacity sparsity: the mean of log(o) + log(1 − o) with o = sigmoid(logit), which pushes
     /// every opacity towards 0 or 1. Written with softplus so it stays finite at large |logit|:
-    /// log σ(x) + log(1 − σ(x)) = −softplus(−x) − softplus(x).
+    /// log σ(x) + log(1 − σ(x)) = −softplus(−x) − softplus(x) = −|x| − 2·log1p(e^−|x|), one
+    /// exp and one log1p per Gaussian (GaussianField computes it every step: with two of each it
+    /// was ~3 ms a step on a 100k cloud).
     public static func opacitySparsity(_ logits: [Float]) -> Double {   // [N]
         if logits.isEmpty { return 0 }
         var sum = 0.0
-        for x in logits { let d = Double(x); sum -= softplus(-d) + softplus(d) }
+        for x in logits { let a = abs(Double(x)); sum -= a + 2 * log1p(exp(-a)) }
         return sum / Double(logits.count)
     }
 
@@ -93,9 +95,5 @@ public enum FieldRegularisers {
         let scale = Double(vLoss) / Double(logits.count)
         // d/dx [−softplus(−x) − softplus(x)] = σ(−x) − σ(x) = 1 − 2σ(x).
         return logits.map { x in Float(scale * (1 - 2 / (1 + exp(-Double(x))))) }
-    }
-
-    @inline(__always) static func softplus(_ x: Double) -> Double {
-        x > 30 ? x : (x < -30 ? exp(x) : log1p(exp(x)))
     }
 }
