@@ -49,7 +49,7 @@ struct Grad: ParsableCommand {
             // command's time on a 100k-Gaussian scene (issue 16).
             try NPZ.write(grads, to: URL(fileURLWithPath: output), compressed: false)
             for (name, g) in grads {
-                let norm = g.scalars.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+                let norm = g.l2Norm
                 print("\(name)  \(g.shape)  |grad| = \(String(format: "%.6g", norm))")
             }
             print("wrote \(grads.count) gradients to \(output)")

@@ -83,7 +83,7 @@ public struct Adam: Sendable {
 /// The gradient scaled down to L2 norm `maxNorm` when it is longer (the optimize stage's `clip`,
 /// applied per parameter group); shorter gradients pass unchanged.
 func clipped(_ gradient: Tensor, toNorm maxNorm: Float) -> Tensor {
-    let norm = gradient.scalars.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+    let norm = Float(gradient.l2Norm)
     return norm > maxNorm ? gradient * (maxNorm / norm) : gradient
 }
 
