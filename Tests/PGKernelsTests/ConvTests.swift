@@ -45,6 +45,13 @@ struct ConvInputs {
         r = exact(rng.values(c.shape.outputCount))   // output cotangent
     }
 
+    /// The inputs as Float32 tensors: input [Cin, H, W], weight [Cout, Cin, k, k], bias [Cout] and
+    /// the output cotangent [Cout, H, W].
+    func tensors(_ c: ConvCase) -> (x: Tensor, w: Tensor, b: Tensor, vY: Tensor) {
+        (Tensor(shape: [c.cin, c.height, c.width], scalars: float32(x)), Tensor(shape: [c.cout, c.cin, c.k, c.k], scalars: float32(w)),
+         Tensor(shape: [c.cout], scalars: float32(b)), Tensor(shape: [c.cout, c.height, c.width], scalars: float32(r)))
+    }
+
     func reference(_ c: ConvCase, x: [Double]? = nil, w: [Double]? = nil, b: [Double]? = nil) -> [Double] {
         ConvReference.conv(x ?? self.x, weight: w ?? self.w, bias: b ?? self.b, cin: c.cin, cout: c.cout, k: c.k,
                            height: c.height, width: c.width, activation: c.activation)
@@ -143,11 +150,7 @@ struct ConvTests {
     @Test("one and two threads, small and large bands give the same result")
     func threadsAgree() {
         let c = ConvCase(cin: 6, cout: 5, k: 3, height: 9, width: 11, activation: .relu, seed: 31)
-        let input = ConvInputs(c)
-        let x = Tensor(shape: [c.cin, c.height, c.width], scalars: float32(input.x))
-        let w = Tensor(shape: [c.cout, c.cin, 3, 3], scalars: float32(input.w))
-        let b = Tensor(shape: [c.cout], scalars: float32(input.b))
-        let vY = Tensor(shape: [c.cout, c.height, c.width], scalars: float32(input.r))
+        let (x, w, b, vY) = ConvInputs(c).tensors(c)
         var results: [(Tensor, Tensor, Tensor, Tensor)] = []
         for (threads, band) in [(1, 1 << 20), (2, 256), (2, 64), (1, 64)] {
             let ws = ConvWorkspace(threads: threads, bandBytes: band)
@@ -171,11 +174,7 @@ struct ConvTests {
     @Test("two threads give the same weight-gradient bits on every call")
     func vjpIsReproducible() {
         let c = ConvCase(cin: 32, cout: 32, k: 3, height: 96, width: 96, activation: .relu, seed: 41)
-        let input = ConvInputs(c)
-        let x = Tensor(shape: [c.cin, c.height, c.width], scalars: float32(input.x))
-        let w = Tensor(shape: [c.cout, c.cin, 3, 3], scalars: float32(input.w))
-        let b = Tensor(shape: [c.cout], scalars: float32(input.b))
-        let vY = Tensor(shape: [c.cout, c.height, c.width], scalars: float32(input.r))
+        let (x, w, b, vY) = ConvInputs(c).tensors(c)
         let ws = ConvWorkspace(threads: 2, bandBytes: 64)   // many small bands: workers interleave
         let y = Kernels.conv2d(x, weight: w, bias: b, activation: .relu, workspace: ws)
         let first = Kernels.conv2dVJP(x, weight: w, output: y, vOutput: vY, activation: .relu, workspace: ws)
@@ -194,11 +193,8 @@ struct ConvTests {
     func blasIsSingleThreaded() {
         let before = ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"]
         let c = ConvCase(cin: 3, cout: 4, k: 3, height: 5, width: 6, activation: .relu, seed: 5)
-        let input = ConvInputs(c)
-        let y = Kernels.conv2d(Tensor(shape: [c.cin, c.height, c.width], scalars: float32(input.x)),
-                               weight: Tensor(shape: [c.cout, c.cin, 3, 3], scalars: float32(input.w)),
-                               bias: Tensor(shape: [c.cout], scalars: float32(input.b)), activation: .relu,
-                               workspace: ConvWorkspace(threads: 2))
+        let (x, w, b, _) = ConvInputs(c).tensors(c)
+        let y = Kernels.conv2d(x, weight: w, bias: b, activation: .relu, workspace: ConvWorkspace(threads: 2))
         #expect(y.shape == [c.cout, c.height, c.width])
         #expect(openblas_get_num_threads() == 1)
         #expect(ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == before)
