@@ -13,9 +13,9 @@ import PGTensor
 /// Threading: the kernels split the image into column bands and hand them to `threads` workers
 /// (`DispatchQueue.concurrentPerform`); every band runs its k² *single-threaded* `cblas_sgemm`
 /// calls. OpenBLAS is therefore opened with one thread of its own (Sources/CBLAS/loader.c): two
-/// workers each calling a 2-thread OpenBLAS would oversubscribe
-/// the two cores, and a band whose input and output stay in one core's L2 through its GEMMs and
-/// the fused epilogue beats whole-image GEMMs that stream through memory (`pgbench conv`).
+/// workers each calling a 2-thread OpenBLAS would oversubscribe the two cores, and a band whose
+/// input and output stay in one core's L2 through its GEMMs and the fused epilogue beats
+/// whole-image GEMMs that stream through memory (`pgbench conv`).
 ///
 /// Safe to share: every kernel call holds the workspace's lock for its duration, so concurrent
 /// callers take turns (each call already uses all `threads` cores).

@@ -96,14 +96,9 @@ public enum NPZ {
     /// held in memory (17 MB of gradients for `pgflow grad` on a 100k-Gaussian cloud).
     public static func write(_ arrays: [(String, Tensor)], to url: URL, compressed: Bool = true) throws {
         do {
-            let file = try StagedFile(replacing: url.path)
-            do {
+            try StagedFile.replace(url.path, durable: false) { file in
                 try archive(arrays, compressed: compressed) { try file.write($0) }
-            } catch {
-                file.abandon()
-                throw error
             }
-            try file.commit(durable: false)
         } catch let e as ArrayFileError {
             throw e.at(file: url.path)
         } catch let f as FileFailure {

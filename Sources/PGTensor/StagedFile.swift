@@ -54,6 +54,18 @@ public struct StagedFile {
         guard rename(temporary, path) == 0 else { let f = failure("cannot rename into place"); unlink(temporary); throw f }
     }
 
+    /// Writes `path` whole or not at all: `body` writes the staged file, which is committed when
+    /// it returns and abandoned when it throws (its error is rethrown; a failure of the file
+    /// itself is a `FileFailure`).
+    public static func replace(_ path: String, durable: Bool, _ body: (StagedFile) throws -> Void) throws {
+        let file = try StagedFile(replacing: path)
+        do { try body(file) } catch {
+            file.abandon()
+            throw error
+        }
+        try file.commit(durable: durable)
+    }
+
     /// Gives up before `commit`: closes and removes the staged file.
     public func abandon() {
         close(fd)

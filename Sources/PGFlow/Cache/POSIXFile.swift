@@ -113,13 +113,11 @@ enum POSIXFile {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         while true {
-            let n = Glibc_read(fd, buffer.baseAddress!, buffer.count)
-            if n < 0 {
-                if errno == EINTR { continue }
+            guard let n = readFully(fd, into: buffer) else {
                 throw CacheError(.io, "Cannot read \(path): \(errorText()).", path: path)
             }
-            if n == 0 { return }
-            body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            if n > 0 { body(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) }
+            if n < buffer.count { return }   // the end of the file
         }
     }
 
@@ -138,14 +136,9 @@ enum POSIXFile {
     /// complete temp file, so the last rename wins and every state in between is valid.
     static func writeAtomically(_ chunks: [Data], to path: String) throws {
         do {
-            let file = try StagedFile(replacing: path)
-            do {
+            try StagedFile.replace(path, durable: true) { file in
                 for chunk in chunks { try chunk.withUnsafeBytes { try file.write($0) } }
-            } catch {
-                file.abandon()
-                throw error
             }
-            try file.commit(durable: true)
         } catch let failure as FileFailure {
             throw CacheError(.io, "Cannot write \(path): \(failure.reason).", path: path)
         }
@@ -186,11 +179,9 @@ enum POSIXFile {
     }
 }
 
-// Unqualified `read`/`write`/`unlink` would resolve to the static methods above.
+// Unqualified `unlink` would resolve to the static method above.
 #if canImport(Glibc) || canImport(Musl)
-@inline(__always) private func Glibc_read(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { read(fd, p, n) }
 @inline(__always) private func Glibc_unlink(_ path: String) -> Int32 { unlink(path) }
 #else
-@inline(__always) private func Glibc_read(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { Darwin.read(fd, p, n) }
 @inline(__always) private func Glibc_unlink(_ path: String) -> Int32 { Darwin.unlink(path) }
 #endif
